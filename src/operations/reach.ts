@@ -36,13 +36,18 @@ export interface StoreReached {
   problem?: string;
 }
 
-/** Redis counters as found (memory counters have nothing to reach). `warning`: usable, but not as the profile means it. */
+/**
+ * Redis counters as found (memory counters have nothing to reach). `warning`: usable, but not
+ * as the profile means it. `answersPing`: not ok although it answered PING: it refuses what
+ * serve asks of it (an ACL, a replica), which serve would meet at its first counted request.
+ */
 export interface CountersReached {
   kind: 'redis';
   at: string;
   ok: boolean;
   warning?: string;
   problem?: string;
+  answersPing?: true;
 }
 
 /**
@@ -186,7 +191,8 @@ function aclRights(prefix: string, channel: string): string {
   return `the user needs keys ~${prefix}*, the channel &${channel} and scripting (EVAL, EVALSHA): docs/scale-out.md#a-redis-user-for-keygate`;
 }
 
-async function reachRedis(url: string, deadlineMs: number): Promise<CountersReached> {
+/** Tries Redis counters as `keygate check` does (PING, then what serve asks of the URL's user); also serve's start-up try. */
+export async function reachRedis(url: string, deadlineMs: number): Promise<CountersReached> {
   const at = redactUrl(url);
   const [{ Redis }, { parseRedisUrl }, { cacheChannel }] = await Promise.all([
     import('ioredis'),
@@ -258,7 +264,7 @@ async function reachRedis(url: string, deadlineMs: number): Promise<CountersReac
       const refusal = (error as Error).message;
       // NOPERM: the user's ACL; READONLY: a replica, which takes no admission.
       const hint = /^NOPERM\b/.test(refusal) ? aclRights(prefix, channel) : /^READONLY\b/.test(refusal) ? 'a replica: name the primary in the profile\'s counters' : 'keygate serve would refuse requests with a rate limit or cost';
-      return { kind: 'redis', at, ok: false, problem: `Redis at ${at} answers PING, but refuses what keygate serve asks of it: ${refusal} (${hint})` };
+      return { kind: 'redis', at, ok: false, answersPing: true, problem: `Redis at ${at} answers PING, but refuses what keygate serve asks of it: ${refusal} (${hint})` };
     }
     const why = (error as Error).name === 'ReplyError' ? (error as Error).message : (lastError ?? (error as Error)).message;
     // Answered, and refused: the fix is in the URL's user and password, not the network.

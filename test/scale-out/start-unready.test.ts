@@ -10,8 +10,8 @@ import { openPostgresStore } from '../../src/store/postgres/postgres-database.js
 import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.js';
 import { namedPort } from '../support/ports.js';
 import { tempDir } from '../support/temp.js';
-import { createTestDatabase, deleteRedisKeys, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
-import { startGateway, writeProfile, type GatewayProcess } from './cluster.js';
+import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
+import { startGateway, startRedisServer, writeProfile, type GatewayProcess } from './cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
@@ -102,5 +102,22 @@ describe.skipIf(!enabled)('the start line of a process whose Redis is unreachabl
     const { line } = await start('reachable', redisUrlWithPrefix(prefix), 'closed');
     expect(line).toMatchObject({ level: 30, msg: 'keygate is serving', status: 'ok' });
     expect(line.reason).toBeUndefined();
+  });
+
+  it('Redis answering PING but refusing keygate\'s keys to its user (an ACL): the start says so in keygate check\'s words, before any request meets it', async () => {
+    // A Redis of the test's own, whose default user may touch only keys outside keygate's prefix.
+    const redis = await startRedisServer(['--user', 'default', 'on', 'nopass', 'resetkeys', '~elsewhere:*', '&*', '+@all']);
+    try {
+      const url = `${redis.url}/0?prefix=kgstart:`;
+      const { gateway, line } = await start('acl', url, 'closed');
+      // What an operator had before: a start that says ok, and a readiness of 200.
+      expect(line).toMatchObject({ level: 30, status: 'ok' });
+      const said = `counters: Redis at ${url} answers PING, but refuses what keygate serve asks of it: NOPERM this user has no permissions to access one of the keys used as arguments (the user needs keys ~kgstart:*, the channel &kgstart:cache and scripting (EVAL, EVALSHA): docs/scale-out.md#a-redis-user-for-keygate); requests with a rate limit, block policy or cost will be refused (service_unavailable) from the first one on, and /health/ready answer 503 from then`;
+      expect(await eventually(() => gateway.output.some((l) => l.includes('refuses what keygate serve asks')), 10_000, 100)).toBe(true);
+      const warned = gateway.output.map((l) => JSON.parse(l) as StartLine & { counters?: string }).filter((l) => l.msg.includes('refuses what keygate serve asks'));
+      expect(warned).toEqual([expect.objectContaining({ level: 40, msg: said, counters: url })]);
+    } finally {
+      await redis.kill();
+    }
   });
 });
