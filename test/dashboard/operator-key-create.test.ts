@@ -13,7 +13,7 @@ import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createKey } from '../../src/operations/keys.js';
 import { changeAccount } from '../../src/operations/accounts.js';
-import { chromiumAvailable, expectHeading, newAccount, OPERATOR, postFromPage, textOf, useDashboard } from './support.js';
+import { chromiumAvailable, expectHeading, newAccount, OPERATOR, postFromPage, screenshot, textOf, useDashboard } from './support.js';
 
 describe.skipIf(!chromiumAvailable())('dashboard: an operator creates a key for an account', () => {
   const fixture = useDashboard('keygate-dashboard-operator-key', { signedIn: ['member', 'operator'] });
@@ -41,6 +41,7 @@ describe.skipIf(!chromiumAvailable())('dashboard: an operator creates a key for 
 
     await operator.getByLabel('Name').fill('Made by support');
     await operator.getByRole('checkbox', { name: 'projects:read' }).check();
+    await screenshot(operator, 'operator-create-key');
     const [answer] = await Promise.all([operator.waitForResponse((r) => r.request().method() === 'POST'), operator.getByRole('button', { name: 'Create key' }).click()]);
     expect(answer.status()).toBe(201);
     expect(answer.headers()['cache-control']).toBe('no-store');
