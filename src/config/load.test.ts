@@ -841,16 +841,30 @@ describe('upstream and identity headers', () => {
   it('refuses two listeners on one port (serve failed on the second, blaming "another process")', () => {
     expect(problems('upstream: {url: "http://a"}\nlisten: {port: 9520}\nadmin: {listen: {port: 9520}}\ndashboard: {listen: {host: 0.0.0.0, port: 9520}}\n')).toEqual([
       "admin.listen.port: port 9520 is the gateway's too (listen.port): each listener needs a port of its own",
-      "dashboard.listen.port: port 9520 is the gateway's too (listen.port): each listener needs a port of its own",
+      "dashboard.listen.port: port 9520 is the gateway's too (listen.port), and dashboard.listen.host 0.0.0.0 (every IPv4 address) and listen.host 127.0.0.1 overlap: each listener needs a port of its own",
     ]);
     // `::` takes the port on IPv4 addresses too; `0.0.0.0` on every IPv4 one only.
     expect(problems('upstream: {url: "http://a"}\nlisten: {host: "::", port: 9522}\nadmin: {listen: {host: 127.0.0.1, port: 9522}}\n')).toEqual([
-      "admin.listen.port: port 9522 is the gateway's too (listen.port): each listener needs a port of its own",
+      "admin.listen.port: port 9522 is the gateway's too (listen.port), and admin.listen.host 127.0.0.1 and listen.host :: (every address) overlap: each listener needs a port of its own",
+    ]);
+    // localhost is 127.0.0.1 (and ::1): serve listened on it, then the admin API was refused, blaming "another process".
+    expect(problems('upstream: {url: "http://a"}\nlisten: {host: localhost, port: 9524}\nadmin: {listen: {host: 127.0.0.1, port: 9524}}\ndashboard: {listen: {host: "::1", port: 9524}}\n')).toEqual([
+      "admin.listen.port: port 9524 is the gateway's too (listen.port), and admin.listen.host 127.0.0.1 and listen.host localhost (127.0.0.1, and ::1 on most systems) overlap: each listener needs a port of its own",
+      "dashboard.listen.port: port 9524 is the gateway's too (listen.port), and dashboard.listen.host ::1 and listen.host localhost (127.0.0.1, and ::1 on most systems) overlap: each listener needs a port of its own",
+    ]);
+    // One address written two ways is one; no host is every address, as `::` is.
+    expect(problems('upstream: {url: "http://a"}\nlisten: {host: "::ffff:127.0.0.1", port: 9525}\nadmin: {listen: {host: 127.0.0.1, port: 9525}}\ndashboard: {listen: {host: "", port: 9526}}\n')).toEqual([
+      "admin.listen.port: port 9525 is the gateway's too (listen.port), and admin.listen.host 127.0.0.1 and listen.host ::ffff:127.0.0.1 overlap: each listener needs a port of its own",
+    ]);
+    expect(problems('upstream: {url: "http://a"}\nlisten: {host: "0:0::0:1", port: 9527}\nadmin: {listen: {host: "::1", port: 9527}}\ndashboard: {listen: {host: "", port: 9527}}\n')).toEqual([
+      "admin.listen.port: port 9527 is the gateway's too (listen.port), and admin.listen.host ::1 and listen.host 0:0::0:1 overlap: each listener needs a port of its own",
+      "dashboard.listen.port: port 9527 is the gateway's too (listen.port), and dashboard.listen.host \"\" (every address) and listen.host 0:0::0:1 overlap: each listener needs a port of its own",
     ]);
     // Port 0 (any free port), other addresses, IPv4-any beside an IPv6 one, or a dashboard turned off: no clash.
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\n').admin.listen.port).toBe(0);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 127.0.0.1, port: 9521}\nadmin: {listen: {host: 127.0.0.2, port: 9521}}\n').admin.listen.port).toBe(9521);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 0.0.0.0, port: 9523}\nadmin: {listen: {host: "::1", port: 9523}}\n').admin.listen.port).toBe(9523);
+    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: localhost, port: 9528}\nadmin: {listen: {host: 127.0.0.2, port: 9528}}\ndashboard: {listen: {host: "::2", port: 9528}}\n').admin.listen.port).toBe(9528);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 9530}\ndashboard: {enabled: false, listen: {port: 9530}}\n').dashboard.listen.port).toBe(9530);
     // Nor a gateway turned off: its listener is not opened.
     expect(parseConfigText('gateway: false\nadmin: {listen: {port: 8080}}\n').admin.listen.port).toBe(8080);

@@ -5,7 +5,7 @@
  * have a default, and that one only `keygate serve` needs, to run the gateway (the library,
  * and a profile with `gateway: false`, forward nothing).
  */
-import { isIPv6 } from 'node:net';
+import { describeListenHost, hostsOverlap } from './listen-hosts.js';
 import { isAddressRange } from '../gateway/trusted-proxies.js';
 import { IDENTITY_FIELDS, identityHeaderNames, type IdentityField } from '../gateway/identity-headers.js';
 import { OVERRIDES_REQUEST } from '../gateway/overriding-headers.js';
@@ -1110,13 +1110,14 @@ const CROSS_CHECKS: readonly CrossCheck[] = [
     // Two listeners on one port: serve would fail on the second, blaming "another process".
     reads: [['gateway'], ['listen', 'port'], ['listen', 'host'], ['admin', 'listen', 'port'], ['admin', 'listen', 'host'], ['dashboard', 'enabled'], ['dashboard', 'listen', 'port'], ['dashboard', 'listen', 'host']],
     run(config, report) {
-      // `::` (or no host) takes the port on every address, IPv4 too; `0.0.0.0`, on every IPv4 one.
-      const overlap = (a: string, b: string) =>
-        a === b || [a, b].some((host) => host === '::' || host === '') || (a === '0.0.0.0' && !isIPv6(b)) || (b === '0.0.0.0' && !isIPv6(a));
       const listeners = listenersOf(config);
       listeners.forEach((listener, i) => {
-        const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && overlap(other.host, listener.host));
-        if (earlier) report(listener.path, `port ${listener.port} is ${earlier.name}'s too (${earlier.path.join('.')}): each listener needs a port of its own`);
+        const earlier = listeners.slice(0, i).find((other) => listener.port !== 0 && other.port === listener.port && hostsOverlap(other.host, listener.host));
+        if (!earlier) return;
+        const field = earlier.path.join('.');
+        // Hosts written alike need no word; others, which addresses they share.
+        const hosts = earlier.host === listener.host ? '' : `, and ${[...listener.path.slice(0, -1), 'host'].join('.')} ${describeListenHost(listener.host)} and ${[...earlier.path.slice(0, -1), 'host'].join('.')} ${describeListenHost(earlier.host)} overlap`;
+        report(listener.path, `port ${listener.port} is ${earlier.name}'s too (${field})${hosts}: each listener needs a port of its own`);
       });
     },
   },
