@@ -4,7 +4,7 @@
  * only). Closing drains in-flight requests, then flushes usage.
  */
 import dns from 'node:dns';
-import { createServer } from 'node:net';
+import { createServer, isIPv6 } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -27,7 +27,8 @@ import { KEYGATE_VERSION } from './build-info.js';
 import { startUpstream, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 import { upstreamFailureHint } from './upstream-failure.js';
 import { checkHealth, type Health } from './operations/health.js';
-import { describeListeners, listenSettings, PORT_FIELD, servingPlan, upstreamAddress, type ListenerKind } from './config/servable.js';
+import { LISTEN_PROBLEMS } from './operations/listen-ports.js';
+import { describeListeners, HOST_FIELD, listenSettings, PORT_FIELD, servingPlan, upstreamAddress, type ListenerKind } from './config/servable.js';
 import { unusedFields } from './config/unused-fields.js';
 
 export interface ServeOptions extends RuntimeOptions {
@@ -305,17 +306,8 @@ export interface RunningKeygate {
   hurry(): boolean;
 }
 
-/** The profile fields that set each listener's connection cap and address (its port's: PORT_FIELD, config/servable.ts). */
+/** The profile fields that set each listener's connection cap (its port's and host's: PORT_FIELD, HOST_FIELD, config/servable.ts). */
 const MAX_CONNECTIONS_FIELD = { gateway: 'listen.maxConnections', admin: 'admin.listen.maxConnections', dashboard: 'dashboard.listen.maxConnections' } as const;
-const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
-/** Why an address cannot be listened on, by the system's error code, and which field to change. */
-const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> = {
-  EADDRINUSE: { why: 'another process is using that port', field: 'port' },
-  ENOTFOUND: { why: 'no such host name', field: 'host' },
-  EAI_AGAIN: { why: 'the host name could not be looked up', field: 'host' },
-  EADDRNOTAVAIL: { why: 'that address belongs to no network interface of this machine', field: 'host' },
-  EACCES: { why: 'this process may not listen on that port (ports under 1024 need privileges)', field: 'port' },
-};
 
 /**
  * Why a listener cannot listen where the profile says, naming the listener, and what moves
@@ -329,9 +321,14 @@ function listenRefusal(error: unknown, kind: ListenerKind, host: string, port: n
   if (problem === undefined) return error;
   const given = options.ports?.[kind] !== undefined;
   const flag = options.portFlags?.[kind];
-  const profileRemedy = `change ${PORT_FIELD[kind]} in the profile${flag === undefined ? '' : ` (or, for a second process serving the same profile on this host, start it with ${flag} <port>)`}`;
+  // A second process may take another port; a port this user may not listen on is no matter of a second process.
+  const secondProcess = flag === undefined || code !== 'EADDRINUSE' ? '' : ` (or, for a second process serving the same profile on this host, start it with ${flag} <port>)`;
+  const profileRemedy = `change ${PORT_FIELD[kind]} in the profile${secondProcess}`;
   const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (given ? 'choose another port' : profileRemedy));
-  return Object.assign(new Error(`the ${kind} cannot listen on ${host}:${port}: ${problem.why}; ${remedy}`), { code });
+  // No host: where Node tried, every address (`::`, or 0.0.0.0 on a machine without IPv6).
+  const address = host || ((error as { address?: string }).address ?? '');
+  const at = `${isIPv6(address) ? `[${address}]` : address}:${port}`;
+  return Object.assign(new Error(`the ${kind} cannot listen on ${at}: ${problem.why}; ${remedy}`), { code });
 }
 
 /**

@@ -1,17 +1,20 @@
 /**
- * `keygate check` says which of serve's listeners would find its address taken (serve
- * refuses to start then), as a warning naming the port's field and the address: the port
- * may be held by the keygate the check runs beside before its restart, so the check does
- * not fail for it (exit 0). Only this machine's addresses are tried, each let go at once;
- * `--offline` tries none.
+ * `keygate check` says which of serve's listeners it could not open (serve refuses to
+ * start then), as a warning naming the field and the address, with the reason in words:
+ * a port taken (perhaps by the keygate the check runs beside, before its restart), an
+ * address or a host name not this machine's, a port this user may not listen on. Each
+ * may be expected where serve runs, so the check does not fail for it (exit 0). Each
+ * listener is tried as serve listens (no host: Node's default, `::`), let go at once;
+ * `--offline` tries none. Two of keygate's own listeners on one address are a mistake
+ * in the profile: check and serve both refuse it, naming both fields.
  */
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from './support/cli.js';
+import { runCli, startFailure } from './support/cli.js';
 import { namedPorts } from './support/ports.js';
 import { tempDir } from './support/temp.js';
 
@@ -72,7 +75,7 @@ describe('keygate check: ports already in use', () => {
     expect(human.stdout.split('\n')[2]).toBe(inUse('listen.port', `0.0.0.0:${gateway.port}`, 'gateway'));
   });
 
-  it('says nothing of free ports, of port 0, of an address that is not this machine\'s, nor with --offline, and leaves a free port free', async () => {
+  it('says nothing of free ports, of port 0, nor with --offline, and leaves a free port free', async () => {
     // Outside the range ports listened on 0 come from: no other test file's server takes it meanwhile.
     const [free] = (await namedPorts(1)) as [number];
     const config = profile('free', { gateway: { port: free }, admin: { port: 0 }, dashboard: { port: 0 } });
@@ -83,14 +86,66 @@ describe('keygate check: ports already in use', () => {
     await new Promise<void>((resolve, reject) => again.once('error', reject).listen(free, '127.0.0.1', resolve));
     await new Promise((resolve) => again.close(resolve));
 
-    // 192.0.2.1 (TEST-NET-1) is no address of this machine: not tried (serve itself says it cannot listen there).
     const taken = await occupiedPort();
-    const elsewhere = profile('elsewhere', { gateway: { host: '192.0.2.1', port: taken.port }, admin: { port: 0 }, dashboard: { port: 0 } });
-    const remote = await runCli(['check', '--config', elsewhere]);
-    expect([remote.code, remote.stdout.includes('warning:')]).toEqual([0, false]);
-
     const occupied = profile('offline', { gateway: { port: taken.port }, admin: { port: 0 }, dashboard: { port: 0 } });
     const offline = await runCli(['check', '--offline', '--config', occupied]);
     expect([offline.code, offline.stdout]).toEqual([0, `${occupied}: ok (1 plan, 1 route)\nserves: the gateway, the admin API and the dashboard\n`]);
+  });
+
+  it('tries a listener with no host where serve listens, every address (::, IPv6 ones too), not only 0.0.0.0', async () => {
+    // A port held on ::1 only: 0.0.0.0 is free, `::` (serve's bind for no host) is not.
+    const [port] = (await namedPorts(1)) as [number];
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(port, '::1', resolve));
+    afterAll(() => new Promise((resolve) => holder.close(resolve)));
+    const config = profile('no-host', { gateway: { host: '', port }, admin: { port: 0 }, dashboard: { port: 0 } });
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout.split('\n')[2]]).toEqual([0, inUse('listen.port', `[::]:${port}`, 'gateway')]);
+    // serve says it too.
+    const serve = await runCli(['serve', '--config', config]);
+    expect(startFailure(serve).msg).toBe(`keygate could not start: the gateway cannot listen on [::]:${port}: another process is using that port; change listen.port in the profile (or, for a second process serving the same profile on this host, start it with --port <port>)`);
+  });
+
+  it('says in words why a listener cannot be opened for another reason than a port in use: an address or a name not this machine\'s, a port this user may not listen on', async () => {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine; a name under .invalid resolves nowhere.
+    const elsewhere = profile('elsewhere', { gateway: { host: '192.0.2.1', port: 0 }, admin: { host: 'no-such-host.invalid', port: 0 }, dashboard: { port: 0 } });
+    const remote = await runCli(['check', '--config', elsewhere]);
+    expect([remote.code, ...remote.stdout.split('\n').slice(2, 4)]).toEqual([
+      0,
+      'warning: listen.host: 192.0.2.1 is no address of this machine (no network interface has it), so keygate serve cannot open its gateway there (192.0.2.1:0): if the profile is for another machine, it is expected; else change listen.host',
+      'warning: admin.listen.host: no-such-host.invalid is no host name known here (ENOTFOUND), so keygate serve cannot open its admin API there: if the name is known only where serve runs, it is expected; else change admin.listen.host',
+    ]);
+    // serve refuses the first, in the same words.
+    expect(startFailure(await runCli(['serve', '--config', elsewhere])).msg).toBe(
+      'keygate could not start: the gateway cannot listen on 192.0.2.1:0: that address belongs to no network interface of this machine; change listen.host in the profile',
+    );
+
+    // A port under 1024, as a user other than root (nobody; root may listen there).
+    const root = process.getuid?.() === 0;
+    const as = root ? { uid: 65_534 } : {};
+    // nobody reads the profile, and may begin the store there (as check asks of the folder).
+    if (root) chmodSync(dir, 0o777);
+    const low = profile('privileged', { gateway: { port: 0 }, admin: { port: 0 }, dashboard: { port: 1 } });
+    const denied = await runCli(['check', '--config', low], as);
+    expect([denied.code, denied.stdout.split('\n')[2]]).toEqual([
+      0,
+      'warning: dashboard.listen.port: this user may not listen on port 1 (ports under 1024 need privileges), so keygate serve cannot open its dashboard there (127.0.0.1:1) when run as this user: if serve runs as another user, or with the capability to (CAP_NET_BIND_SERVICE), it is expected; else change dashboard.listen.port to 1024 or above',
+    ]);
+    expect(startFailure(await runCli(['serve', '--config', low], as)).msg).toBe(
+      'keygate could not start: the dashboard cannot listen on 127.0.0.1:1: this process may not listen on that port (ports under 1024 need privileges); change dashboard.listen.port in the profile',
+    );
+  });
+});
+
+describe('two of keygate\'s own listeners on one address', () => {
+  it('is refused by check and serve alike, naming both fields, where the hosts are written apart (localhost and 127.0.0.1)', async () => {
+    const [port] = (await namedPorts(1)) as [number];
+    const config = profile('own-clash', { gateway: { host: 'localhost', port }, admin: { host: '127.0.0.1', port }, dashboard: { port: 0 } });
+    const problem = `admin.listen.port: port ${port} is the gateway's too (listen.port), and admin.listen.host 127.0.0.1 and listen.host localhost (127.0.0.1, and ::1 on most systems) overlap: each listener needs a port of its own`;
+    const check = await runCli(['check', '--config', config]);
+    expect([check.code, check.stdout, check.stderr]).toEqual([2, '', `${config}: invalid configuration\n  - ${problem}\n`]);
+    // serve listened on localhost, then refused the admin API, blaming "another process"; now it refuses the profile before it opens anything.
+    const serve = await runCli(['serve', '--config', config]);
+    expect(startFailure(serve)).toEqual({ code: 2, msg: `keygate could not start: ${config}: invalid configuration: ${problem}`, problems: [problem], stderr: '' });
   });
 });

@@ -574,7 +574,7 @@ export function buildCli(): Command {
 
   program
     .command('check')
-    .description('validate the profile, say how serve would serve it, and whether its store, counters and upstream can be reached and its ports are free')
+    .description('validate the profile, say how serve would serve it, and whether its store, counters and upstream can be reached and its listeners opened')
     .option('--offline', 'the profile alone: try none of its store, counters, upstream and listeners\' ports (a CI job without them)')
     .action(async (opts: { offline?: boolean }, command: Command) => {
       const { config, json } = command.optsWithGlobals<GlobalOptions>();
@@ -615,11 +615,11 @@ export function buildCli(): Command {
       // The upstream where serve would forward to one (not gateway: false, nor a profile serve refuses).
       const forwardsTo = plan.servable && plan.gateway ? profile.upstream.url : undefined;
       const upstream = forwardsTo === undefined ? undefined : { url: forwardsTo, spawn: profile.upstream.spawn };
-      // The listeners' ports too (not --offline: a CI job's machine is not where serve runs), beside the backends.
+      // Whether the listeners can be opened too (not --offline: a CI job's machine is not where serve runs), beside the backends.
       const [reached, taken] = reach
         ? await Promise.all([
             reach.reachBackends({ store: profile.store, counters: profile.counters, ...(upstream ? { upstream } : {}) }),
-            import('../operations/listen-ports.js').then((ports) => ports.portsInUse(profile, plan.servable ? plan.listeners : []).then((list) => list.map(ports.describePortInUse))),
+            import('../operations/listen-ports.js').then((ports) => ports.blockedListeners(profile, plan.servable ? plan.listeners : []).then((list) => list.map(ports.describeBlockedListener))),
           ])
         : [undefined, []];
       warnings.push(...taken);

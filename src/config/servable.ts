@@ -44,6 +44,8 @@ export interface ServeStart {
 
 /** The profile field that sets each listener's port. */
 export const PORT_FIELD = { gateway: 'listen.port', admin: 'admin.listen.port', dashboard: 'dashboard.listen.port' } as const;
+/** The profile field that sets each listener's address. */
+export const HOST_FIELD = { gateway: 'listen.host', admin: 'admin.listen.host', dashboard: 'dashboard.listen.host' } as const;
 
 /** Each listener's own settings in the profile (`listen`, `admin.listen`, `dashboard.listen`). */
 export function listenSettings<L>(config: { listen: L; admin: { listen: L }; dashboard: { listen: L } }): Record<ListenerKind, L> {
