@@ -4,7 +4,7 @@
  * only). Closing drains in-flight requests, then flushes usage.
  */
 import dns from 'node:dns';
-import { createServer, isIPv6 } from 'node:net';
+import { createServer } from 'node:net';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -27,7 +27,7 @@ import { KEYGATE_VERSION } from './build-info.js';
 import { startUpstream, UPSTREAM_PROBE_MS } from './spawned-upstream.js';
 import { upstreamFailureHint } from './upstream-failure.js';
 import { checkHealth, type Health } from './operations/health.js';
-import { LISTEN_PROBLEMS } from './operations/listen-ports.js';
+import { LISTEN_PROBLEMS, tryListeners, where as listenAt, type ListenError } from './operations/listen-ports.js';
 import { describeListeners, HOST_FIELD, listenSettings, PORT_FIELD, servingPlan, upstreamAddress, type ListenerKind } from './config/servable.js';
 import { unusedFields } from './config/unused-fields.js';
 
@@ -325,10 +325,7 @@ function listenRefusal(error: unknown, kind: ListenerKind, host: string, port: n
   const secondProcess = flag === undefined || code !== 'EADDRINUSE' ? '' : ` (or, for a second process serving the same profile on this host, start it with ${flag} <port>)`;
   const profileRemedy = `change ${PORT_FIELD[kind]} in the profile${secondProcess}`;
   const remedy = problem.field === 'host' ? `change ${HOST_FIELD[kind]} in the profile` : (options.portHint ?? (given ? 'choose another port' : profileRemedy));
-  // No host: where Node tried, every address (`::`, or 0.0.0.0 on a machine without IPv6).
-  const address = host || ((error as { address?: string }).address ?? '');
-  const at = `${isIPv6(address) ? `[${address}]` : address}:${port}`;
-  return Object.assign(new Error(`the ${kind} cannot listen on ${at}: ${problem.why}; ${remedy}`), { code });
+  return Object.assign(new Error(`the ${kind} cannot listen on ${listenAt(host, port, error as ListenError)}: ${problem.why}; ${remedy}`), { code });
 }
 
 /**
@@ -339,17 +336,20 @@ function listenRefusal(error: unknown, kind: ListenerKind, host: string, port: n
  */
 async function tryListening(config: Config, listeners: readonly ListenerKind[], options: ServeOptions): Promise<void> {
   const where = listenSettings(config);
-  for (const kind of listeners) {
-    const { host } = where[kind];
-    const port = options.ports?.[kind] ?? where[kind].port;
-    const probe = createServer();
-    try {
-      await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(port, host, resolve));
-    } catch (error) {
-      throw listenRefusal(error, kind, host, port, options);
-    }
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-  }
+  // Held until all are tried, as the listeners hold them: two of ours on one address are told from another process.
+  const [refused] = await tryListeners(
+    listeners.map((kind) => ({ listener: kind, host: where[kind].host, port: options.ports?.[kind] ?? where[kind].port })),
+    { firstOnly: true },
+  );
+  if (refused === undefined) return;
+  const { listener, host, port, error, sharedWith } = refused;
+  if (sharedWith === undefined) throw listenRefusal(error, listener, host, port, options);
+  // Each port as it was set: the profile's field, or serve's flag (which the profile would not move).
+  const setBy = (kind: ListenerKind) => (options.ports?.[kind] === undefined ? PORT_FIELD[kind] : (options.portFlags?.[kind] ?? 'the port given'));
+  throw Object.assign(
+    new Error(`the ${listener} cannot listen on ${listenAt(host, port, error)}: the ${sharedWith} listens there (${setBy(sharedWith)} ${port}, on ${HOST_FIELD[sharedWith]} ${where[sharedWith].host || '""'}); give each listener a port of its own (${setBy(listener)})`),
+    { code: error.code },
+  );
 }
 
 /**

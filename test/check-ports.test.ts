@@ -6,11 +6,15 @@
  * may be expected where serve runs, so the check does not fail for it (exit 0). Each
  * listener is tried as serve listens (no host: Node's default, `::`), let go at once;
  * `--offline` tries none. Two of keygate's own listeners on one address are a mistake
- * in the profile: check and serve both refuse it, naming both fields.
+ * in the profile: check and serve both refuse it, naming both fields; where only a lookup
+ * (or serve's flags) tells, each address is held until all are tried, so check and serve
+ * name the other listener, not "another process".
  */
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -147,5 +151,34 @@ describe('two of keygate\'s own listeners on one address', () => {
     // serve listened on localhost, then refused the admin API, blaming "another process"; now it refuses the profile before it opens anything.
     const serve = await runCli(['serve', '--config', config]);
     expect(startFailure(serve)).toEqual({ code: 2, msg: `keygate could not start: ${config}: invalid configuration: ${problem}`, problems: [problem], stderr: '' });
+  });
+
+  it('is told from another process where a host name is the other\'s address (check warns, serve refuses naming both) or serve\'s flag gives one the other\'s port, before a store is made', async () => {
+    // This machine's name, and the address it resolves to: the profile cannot tell they are one.
+    const name = hostname();
+    const { address } = await lookup(name);
+    const [port, other] = (await namedPorts(2)) as [number, number];
+    const config = profile('own-name', { gateway: { host: address, port }, admin: { host: name, port }, dashboard: { port: 0 } });
+    const human = await runCli(['check', '--config', config]);
+    expect([human.code, human.stdout.split('\n')[2]]).toEqual([
+      0,
+      `warning: admin.listen.port: ${name} (${address}):${port} is where keygate serve opens its gateway (listen.port, and listen.host is that address too), so keygate serve cannot open its admin API there: give each listener a port of its own`,
+    ]);
+    const named = await runCli(['serve', '--config', config]);
+    expect(startFailure(named)).toEqual({
+      code: 1,
+      msg: `keygate could not start: the admin cannot listen on ${name} (${address}):${port}: the gateway listens there (listen.port ${port}, on listen.host ${address}); give each listener a port of its own (admin.listen.port)`,
+      stderr: '',
+    });
+
+    // serve --port on the admin API's port (the profile's own are apart): refused before the SQLite file is made.
+    const flagged = profile('own-flag', { gateway: { port }, admin: { port: other }, dashboard: { port: 0 } });
+    const serve = await runCli(['serve', '--config', flagged, '--port', String(other)]);
+    expect(startFailure(serve)).toEqual({
+      code: 1,
+      msg: `keygate could not start: the admin cannot listen on 127.0.0.1:${other}: the gateway listens there (--port ${other}, on listen.host 127.0.0.1); give each listener a port of its own (admin.listen.port)`,
+      stderr: '',
+    });
+    expect(existsSync(path.join(dir, 'own-flag.db'))).toBe(false);
   });
 });

@@ -8,15 +8,20 @@
  * listen on (serve may run as another user).
  *
  * Each listener is tried as serve listens: on its host as written (no host is Node's
- * default, `::` where the machine has IPv6, else 0.0.0.0), bound and let go at once,
- * within a deadline; what is not known by then is not said.
+ * default, `::` where the machine has IPv6, else 0.0.0.0), within a deadline (what is not
+ * known by then is not said), each held until all are tried and then let go: one refused
+ * where an earlier one of keygate's own listens (a host name that is the other's address,
+ * which the profile's validation cannot see) is said as that, not as another process.
  *
  * @example
  * await blockedListeners(config, ['gateway', 'admin'])
  * // → [{ listener: 'gateway', code: 'EADDRINUSE', host: '127.0.0.1', port: 8080, at: '127.0.0.1:8080' }]
  */
 import { createServer, isIP, type Server } from 'node:net';
+import { hostsOverlap } from '../config/listen-hosts.js';
 import { HOST_FIELD, listenSettings, PORT_FIELD, type ListenerKind } from '../config/servable.js';
+
+const LISTENER_NAME = { gateway: 'gateway', admin: 'admin API', dashboard: 'dashboard' } as const;
 
 /** How long one try may take (a host name's lookup included) before it is given up, saying nothing. */
 const TRY_DEADLINE_MS = 3_000;
@@ -40,10 +45,12 @@ export interface BlockedListener {
   at: string;
   /** The system's words, for a code LISTEN_PROBLEMS does not know. */
   message: string;
+  /** Another of keygate's listeners that holds that address (serve opens it first). */
+  sharedWith?: ListenerKind;
 }
 
 /** A refused listen(): where it was tried, for no host the address Node chose. */
-type ListenError = NodeJS.ErrnoException & { address?: string };
+export type ListenError = NodeJS.ErrnoException & { address?: string };
 
 interface ListenAt {
   host: string;
@@ -57,25 +64,88 @@ export async function blockedListeners(
   deadlineMs = TRY_DEADLINE_MS,
 ): Promise<BlockedListener[]> {
   const at = listenSettings(config);
-  // One after another, as serve tries them: two listeners on one port must not take it from each other.
-  const blocked: BlockedListener[] = [];
-  for (const listener of listeners) {
-    const { host, port } = at[listener];
-    // Port 0 is any free port: never taken (but a host not this machine's is still refused).
-    const refusal = await tryListen(host, port, deadlineMs);
-    if (refusal === undefined) continue;
-    const address = host || refusal.address || '0.0.0.0';
-    blocked.push({ listener, code: refusal.code ?? 'unknown', host, port, at: `${isIP(address) === 6 ? `[${address}]` : address}:${port}`, message: refusal.message });
+  const refused = await tryListeners(
+    listeners.map((listener) => ({ listener, ...at[listener] })),
+    { deadlineMs },
+  );
+  return refused.map(({ listener, host, port, error, sharedWith }) => ({
+    listener,
+    code: error.code ?? 'unknown',
+    host,
+    port,
+    at: where(host, port, error),
+    message: error.message,
+    ...(sharedWith === undefined ? {} : { sharedWith }),
+  }));
+}
+
+/** One listener's address, as serve listens on it. */
+export interface ListenTry {
+  listener: ListenerKind;
+  host: string;
+  port: number;
+}
+
+export interface ListenRefusal extends ListenTry {
+  error: ListenError;
+  /** The listener tried before it that holds that address (EADDRINUSE): two of keygate's own on one address, not another process. */
+  sharedWith?: ListenerKind;
+}
+
+/**
+ * Tries each address in order as serve listens on it (a host name looked up by listen(),
+ * no host Node's default), each held until all are tried, as serve's listeners hold them:
+ * one refused as in use where an earlier one of them holds that address (a host name that
+ * is the other's address, two ports given alike by serve's flags) names that listener.
+ * Answers the refusals in order; `firstOnly`: the first alone (serve stops there). With
+ * `deadlineMs`, a try not answered by then is taken as free, saying nothing.
+ */
+export async function tryListeners(tries: readonly ListenTry[], { deadlineMs, firstOnly = false }: { deadlineMs?: number; firstOnly?: boolean } = {}): Promise<ListenRefusal[]> {
+  const held: { listener: ListenerKind; probe: Server }[] = [];
+  const refused: ListenRefusal[] = [];
+  try {
+    for (const attempt of tries) {
+      const probe = createServer();
+      const error = await tryListen(probe, attempt.host, attempt.port, deadlineMs);
+      if (error === undefined) {
+        held.push({ listener: attempt.listener, probe });
+        continue;
+      }
+      void close(probe);
+      // Which of ours holds it: the address it was refused at, against each held one's (both as bound: addresses, `::`).
+      const holder =
+        error.code === 'EADDRINUSE' && error.address !== undefined
+          ? held.find(({ probe: other }) => {
+              const bound = other.address();
+              return typeof bound === 'object' && bound !== null && bound.port === attempt.port && hostsOverlap(bound.address, error.address as string);
+            })
+          : undefined;
+      refused.push({ ...attempt, error, ...(holder === undefined ? {} : { sharedWith: holder.listener }) });
+      if (firstOnly) break;
+    }
+  } finally {
+    // Let go before serve listens there itself.
+    await Promise.all(held.map(({ probe }) => close(probe)));
   }
-  return blocked;
+  return refused;
+}
+
+/** `127.0.0.1:8080`, `[::1]:8080`; no host: where Node tried (`[::]:8080`, or 0.0.0.0 on a machine without IPv6); a name with the address it found (`vm (127.0.0.1):8080`). */
+export function where(host: string, port: number, error: ListenError): string {
+  const address = host || error.address || '0.0.0.0';
+  if (isIP(address) === 0 && error.address !== undefined) return `${address} (${error.address}):${port}`;
+  return `${isIP(address) === 6 ? `[${address}]` : address}:${port}`;
 }
 
 /** The warning `keygate check` prints for a listener serve could not open, naming the field that moves it. */
-export function describeBlockedListener({ listener, code, host, port, at, message }: BlockedListener): string {
-  const name = listener === 'admin' ? 'admin API' : listener;
+export function describeBlockedListener({ listener, code, host, port, at, message, sharedWith }: BlockedListener): string {
+  const name = LISTENER_NAME[listener];
   const portField = PORT_FIELD[listener];
   const hostField = HOST_FIELD[listener];
   const cannot = `keygate serve cannot open its ${name} there`;
+  if (sharedWith !== undefined) {
+    return `${portField}: ${at} is where keygate serve opens its ${LISTENER_NAME[sharedWith]} (${PORT_FIELD[sharedWith]}, and ${HOST_FIELD[sharedWith]} is that address too), so ${cannot}: give each listener a port of its own`;
+  }
   switch (code) {
     case 'EADDRINUSE':
       return `${portField}: ${at} is in use, so ${cannot} while it is: if that is the keygate already serving this profile (a check before its restart), it is expected; else change ${portField}, or stop what listens there`;
@@ -91,22 +161,23 @@ export function describeBlockedListener({ listener, code, host, port, at, messag
   }
 }
 
-/** Why binding host:port is refused, as serve's listener would be; undefined for a free one, and for anything not known within the deadline. */
-async function tryListen(host: string, port: number, deadlineMs: number): Promise<ListenError | undefined> {
-  const deadline = AbortSignal.timeout(deadlineMs);
-  const probe = createServer();
-  const refusal = await new Promise<ListenError | undefined>((resolve) => {
-    deadline.addEventListener('abort', () => resolve(undefined), { once: true });
+/** Why binding host:port is refused, as serve's listener would be; undefined once it listens, and for anything not known within the deadline (if any). */
+async function tryListen(probe: Server, host: string, port: number, deadlineMs: number | undefined): Promise<ListenError | undefined> {
+  return new Promise<ListenError | undefined>((resolve) => {
+    if (deadlineMs !== undefined) AbortSignal.timeout(deadlineMs).addEventListener('abort', () => resolve(undefined), { once: true });
     probe.once('error', resolve);
     // As serve's: a host name is looked up by listen() itself (its first address), no host is Node's default.
     probe.listen(port, host, () => resolve(undefined));
   });
-  close(probe);
-  return refusal;
 }
 
-/** Lets the probe go, now or as soon as it listens (one answered late, after the deadline). */
-function close(probe: Server): void {
-  if (probe.listening) probe.close();
-  else probe.once('listening', () => probe.close());
+/** Lets the probe go, now or as soon as it listens (one answered late, after the deadline); resolves once it is closed, or at once for one that never listened. */
+function close(probe: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (probe.listening) probe.close(() => resolve());
+    else {
+      probe.once('listening', () => probe.close());
+      resolve();
+    }
+  });
 }
