@@ -329,10 +329,12 @@ function listenRefusal(error: unknown, kind: ListenerKind, host: string, port: n
 }
 
 /**
- * Each listener's address taken and let go at once, before the store is opened: a port
- * another process holds (or an address not this machine's) refuses the start, as the
- * listener itself would, before a new SQLite file is made and migrated. The listeners
- * still answer for a port taken in the moment between.
+ * Each listener's address taken, held until all are, and let go, before the store is
+ * opened: a port another process holds, one of keygate's own listeners holds (a host name
+ * that is another's address, a flag given another's port), an address not this machine's
+ * or a port this user may not take refuses the start, as the listener itself would, before
+ * a new SQLite file is made and migrated. The listeners still answer for a port taken in
+ * the moment between.
  */
 async function tryListening(config: Config, listeners: readonly ListenerKind[], options: ServeOptions): Promise<void> {
   const where = listenSettings(config);
