@@ -49,6 +49,20 @@ export interface GatewayProcess {
 
 /** `keygate serve --config <file>`; resolves once it logs "keygate is serving". */
 export function startGateway(configFile: string): Promise<GatewayProcess> {
+  return spawnGateway(configFile).serving;
+}
+
+/** A `keygate serve` child, reachable before it serves (to kill it while it starts). */
+export interface SpawnedGateway {
+  readonly child: ChildProcess;
+  /** Everything the process wrote (stdout and stderr). */
+  readonly output: string[];
+  /** Resolves once it logs "keygate is serving"; rejects if it exits first (catch it when killing it before). */
+  readonly serving: Promise<GatewayProcess>;
+}
+
+/** `keygate serve --config <file>`, as startGateway, with the child at hand at once. */
+export function spawnGateway(configFile: string): SpawnedGateway {
   const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], {
     env: { ...process.env, KEYGATE_ADMIN_TOKEN: ADMIN_TOKEN },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -57,7 +71,7 @@ export function startGateway(configFile: string): Promise<GatewayProcess> {
   let exited = false;
   let serving = false;
 
-  return new Promise((resolve, reject) => {
+  const started = new Promise<GatewayProcess>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`keygate serve did not start within ${START_TIMEOUT_MS} ms:\n${output.join('\n')}`));
@@ -85,6 +99,7 @@ export function startGateway(configFile: string): Promise<GatewayProcess> {
     });
     child.stderr?.on('data', (chunk: Buffer) => output.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
   });
+  return { child, output, serving: started };
 }
 
 function gatewayProcess(child: ChildProcess, output: string[], urls: { gateway: string; admin: string; dashboard: string | undefined }, exited: () => boolean): GatewayProcess {
