@@ -28,6 +28,7 @@ import type {
   MeterUsageRow,
   Page,
   PendingUnits,
+  SavedPendingUnits,
   SessionRecord,
   SignInFailureRecord,
   Store,
@@ -743,11 +744,16 @@ export class SqlStore implements Store {
   // meters and usage
 
   async saveMeterUsage(rows: readonly MeterUsageRow[]): Promise<void> {
+    await this.writeMeterUsage(this.db, rows);
+  }
+
+  /** saveMeterUsage's statements, on `db` (a transaction, for removePendingUnits). */
+  private async writeMeterUsage(db: Kysely<Database>, rows: readonly MeterUsageRow[]): Promise<void> {
     // Every row checked before any is written (the batches are not one transaction).
     const all = rows.map((r) => storable('meter_usage', { account_id: r.accountId, meter: r.meter, period_start: r.periodStart, used: r.used, returned: r.returned ?? 0 }));
     for (let i = 0; i < all.length; i += BATCH) {
       const values = all.slice(i, i + BATCH);
-      await this.db
+      await db
         .insertInto('meter_usage')
         .values(values)
         // Charges and give-backs only grow within a period: a process writing an older
@@ -783,12 +789,21 @@ export class SqlStore implements Store {
     });
   }
 
-  async takePendingUnits(limit: number): Promise<PendingUnits[]> {
-    // Deleting is taking: of two processes asking at once, a row goes to the one whose
-    // DELETE removes it.
-    const oldest = this.db.selectFrom('pending_units').select('id').orderBy('saved_at').orderBy('id').limit(limit);
-    const rows = await this.db.deleteFrom('pending_units').where('id', 'in', oldest).returningAll().execute();
-    return rows.map((r) => ({ accountId: r.account_id, meter: r.meter, periodStart: r.period_start, units: Number(r.units) }));
+  async readPendingUnits(limit: number): Promise<SavedPendingUnits[]> {
+    // Read, not taken: a row stays until removePendingUnits, once Redis has its units (see
+    // RedisCounters.takeSavedUnits), so a process killed in between leaves it to the next.
+    const rows = await this.db.selectFrom('pending_units').selectAll().orderBy('saved_at').orderBy('id').limit(limit).execute();
+    return rows.map((r) => ({ id: r.id, accountId: r.account_id, meter: r.meter, periodStart: r.period_start, units: Number(r.units) }));
+  }
+
+  async removePendingUnits(ids: readonly string[], balances: readonly MeterUsageRow[]): Promise<void> {
+    const matching = matchable(ids);
+    if (matching.length === 0 && balances.length === 0) return;
+    // One transaction: a row is gone only with the balance Redis reached by adding it.
+    await this.db.transaction().execute(async (trx) => {
+      await this.writeMeterUsage(trx, balances);
+      for (let i = 0; i < matching.length; i += BATCH) await trx.deleteFrom('pending_units').where('id', 'in', matching.slice(i, i + BATCH)).execute();
+    });
   }
 
   async loadMeterUsage(filter: { accountId?: string; periodStarts?: readonly string[] } = {}): Promise<MeterUsageRow[]> {

@@ -170,6 +170,11 @@ export interface PendingUnits {
   units: number;
 }
 
+/** A saved row as read back, with its id: what Redis records as added (RedisCounters.takeSavedUnits). */
+export interface SavedPendingUnits extends PendingUnits {
+  id: string;
+}
+
 export interface GaugeRow {
   accountId: string;
   meter: string;
@@ -373,8 +378,13 @@ export interface Store {
   /** The rows not expired at `now` (of one kind, with `kind`). */
   loadLimitState(now: number, kind?: LimitStateRow['kind']): Promise<LimitStateRow[]>;
   savePendingUnits(rows: readonly PendingUnits[]): Promise<void>;
-  /** Takes up to `limit` saved rows, oldest first; each row is taken by one caller only. */
-  takePendingUnits(limit: number): Promise<PendingUnits[]>;
+  /**
+   * Up to `limit` saved rows, oldest first, left in place: several callers may read the
+   * same rows (RedisCounters.takeSavedUnits adds each to Redis once all the same).
+   */
+  readPendingUnits(limit: number): Promise<SavedPendingUnits[]>;
+  /** Writes `balances` (as saveMeterUsage) and deletes the rows of `ids`, in one transaction. */
+  removePendingUnits(ids: readonly string[], balances: readonly MeterUsageRow[]): Promise<void>;
 
   /**
    * Keeps the level unless the stored one is later (`updatedAt`) — and not later than

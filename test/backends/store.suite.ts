@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccountRecord, AuditEntry, KeyRecord, MemberRecord, Page, Store } from '../../src/store/store.js';
+import type { AccountRecord, AuditEntry, KeyRecord, MemberRecord, Page, SavedPendingUnits, Store } from '../../src/store/store.js';
 import { UsageRecorder } from '../../src/usage/usage-recorder.js';
 import { keyRecord, T0 } from '../support/key-records.js';
 
@@ -131,18 +131,36 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       expect(await mine(0)).toEqual([]);
     });
 
-    it('keeps pending units until they are taken, each row by one caller only', async () => {
+    it('keeps pending units until they are removed, with the balances they reached written in the same transaction', async () => {
       const accountId = `acc_pending_${Math.random().toString(36).slice(2)}`;
       const row = (units: number) => ({ accountId, meter: 'credits', periodStart: '2026-01-01', units });
+      const mine = async () => (await store.readPendingUnits(1000)).filter((r) => r.accountId === accountId);
       await store.savePendingUnits([row(5), row(-2)]);
       await store.savePendingUnits([row(7.5)]);
-      // Two callers at once may both miss a row the other took first: it is not lost.
-      const [first, second] = await Promise.all([store.takePendingUnits(2), store.takePendingUnits(2)]);
-      const rest = await store.takePendingUnits(10);
-      const taken = [...(first ?? []), ...(second ?? []), ...rest];
-      expect(taken.map((r) => r.units).sort((a, b) => a - b)).toEqual([-2, 5, 7.5]);
-      expect(taken.every((r) => r.accountId === accountId && r.meter === 'credits' && r.periodStart === '2026-01-01')).toBe(true);
-      expect(await store.takePendingUnits(10)).toEqual([]);
+      // Read, not taken: two readers at once both see every row (adding each once is Redis's part).
+      const [first, second] = await Promise.all([mine(), mine()]);
+      expect(first.map((r) => r.units).sort((a, b) => a - b)).toEqual([-2, 5, 7.5]);
+      expect(second).toEqual(first);
+      expect(new Set(first.map((r) => r.id)).size).toBe(3);
+      expect(first.every((r) => r.accountId === accountId && r.meter === 'credits' && r.periodStart === '2026-01-01')).toBe(true);
+
+      const [a, b, c] = first as [SavedPendingUnits, SavedPendingUnits, SavedPendingUnits];
+      await store.removePendingUnits([a.id, b.id], [{ accountId, meter: 'credits', periodStart: '2026-01-01', used: 3, returned: 2 }]);
+      expect((await mine()).map((r) => r.id)).toEqual([c.id]);
+      expect(await store.loadMeterUsage({ accountId })).toEqual([{ accountId, meter: 'credits', periodStart: '2026-01-01', used: 3, returned: 2 }]);
+      // Removed twice (two processes, or one after a kill): nothing more happens; a balance never goes back.
+      await store.removePendingUnits([a.id, c.id], [{ accountId, meter: 'credits', periodStart: '2026-01-01', used: 1, returned: 0 }]);
+      expect(await mine()).toEqual([]);
+      expect(await store.loadMeterUsage({ accountId })).toEqual([{ accountId, meter: 'credits', periodStart: '2026-01-01', used: 3, returned: 2 }]);
+    });
+
+    it('removes no pending row when the balance written with it is refused', async () => {
+      const accountId = `acc_pending_${Math.random().toString(36).slice(2)}`;
+      await store.savePendingUnits([{ accountId, meter: 'credits', periodStart: '2026-01-01', units: 4 }]);
+      const [saved] = (await store.readPendingUnits(1000)).filter((r) => r.accountId === accountId);
+      await expect(store.removePendingUnits([saved?.id ?? ''], [{ accountId, meter: 'credits', periodStart: '2026-01-01', used: null as unknown as number }])).rejects.toThrow();
+      expect((await store.readPendingUnits(1000)).filter((r) => r.accountId === accountId)).toEqual([saved]);
+      expect(await store.loadMeterUsage({ accountId })).toEqual([]);
     });
 
     it('lists accounts and keys a page at a time, in creation order, each row once (ties in time broken by id)', async () => {
@@ -774,7 +792,7 @@ export function describeStore(name: string, backend: StoreBackend, enabled = tru
       const units = Array.from({ length: 450 }, () => ({ accountId, meter: 'credits', periodStart: '2026-02-01', units: 1 }));
       await expect(store.savePendingUnits([...units.slice(0, 449), { accountId, meter: 'credits', periodStart: '2026-02-01', units: null as unknown as number }])).rejects.toThrow();
       const left: number[] = [];
-      for (let page = await store.takePendingUnits(1000); page.length > 0; page = await store.takePendingUnits(1000)) left.push(...page.filter((r) => r.accountId === accountId).map((r) => r.units));
+      left.push(...(await store.readPendingUnits(100_000)).filter((r) => r.accountId === accountId).map((r) => r.units));
       expect(left).toEqual([]);
     });
 

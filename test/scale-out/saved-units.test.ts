@@ -62,8 +62,8 @@ describe.skipIf(!enabled)('units saved in the store by a process that stopped wh
 
     expect(await rt.counters.meterBalance('acc_savedunits000001', 'credits', PERIOD)).toMatchObject({ used: 25 });
     expect(await rt.counters.meterBalance('acc_savedunits000002', 'credits', PERIOD)).toMatchObject({ used: 12 });
-    // Taken: no other process adds them again.
-    expect(await store.takePendingUnits(10)).toEqual([]);
+    // Removed from the store once Redis has them: no other process adds them again.
+    expect(await store.readPendingUnits(10)).toEqual([]);
     const picked = logs.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line.msg).includes('saved'));
     expect(picked).toEqual([
       expect.objectContaining({ level: 30, accounts: 2, units: 42, unitsGivenBack: 5, msg: 'adding to Redis units saved in the store by processes that stopped while it was unreachable: 42 charged, 5 given back, for 2 accounts' }),

@@ -59,7 +59,7 @@ import {
   type WindowSpec,
   type WindowState,
 } from '../counters.js';
-import type { LimitStateRow, MeterUsageRow, PendingUnits, Store } from '../../store/store.js';
+import type { LimitStateRow, MeterUsageRow, SavedPendingUnits, Store } from '../../store/store.js';
 import type { Log } from '../../log.js';
 import { UNUSED_PASSWORD } from './unused-password.js';
 import { redactUrl } from '../../redact-url.js';
@@ -67,7 +67,7 @@ import { COMMAND_USE_WAIT_MS, commandClient, parseRedisUrl, subscriberClient, wh
 import { withDeadline } from '../../deadline.js';
 import type { UnknownKeyPolicy } from '../../config/schema.js';
 import { MAX_ADDRESSES_BLOCKED, type BlockInForce } from '../../auth/unknown-key-limit.js';
-import { ADDRESS_BLOCKS, ADMIT, batchPlace, joinFields, LIFT_ADDRESS_BLOCK, RESTORE_BLOCK, SHARE_ADDRESS_BLOCKS, UNKNOWN_KEY, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
+import { ADD_SAVED_UNITS, ADDRESS_BLOCKS, ADMIT, batchPlace, joinFields, LIFT_ADDRESS_BLOCK, RESTORE_BLOCK, SHARE_ADDRESS_BLOCKS, UNKNOWN_KEY, ScriptBatcher, SEED, SETTLE, type BatchedScript, type EntryReply } from './scripts.js';
 import { readSavedBlock, type SavedBlock } from '../saved-block.js';
 import { meterRefId, PerProcessFallback, type MeterRef } from './fallback.js';
 
@@ -96,6 +96,11 @@ const BALANCE_FROM_STORE = 'Redis is unreachable: balances are read from the sto
 const SAVED_UNITS_CHECK_MS = 60_000;
 /** Saved rows taken at a time. */
 const SAVED_UNITS_BATCH = 500;
+/**
+ * How long Redis remembers that it added a saved row (ADD_SAVED_UNITS): longer than the
+ * row can stay in the store after that, which is until the next take that reaches both.
+ */
+const SAVED_UNITS_MARK_TTL_MS = 7 * 86_400_000;
 /**
  * After a take of the handed-over balances and blocks failed (Redis refused the read, an
  * ACL's NOPERM say, or the store the write), how long until it is tried again: not at every
@@ -165,7 +170,7 @@ export interface RedisCountersOptions {
   /** `redis://host:port[/db][?prefix=...]`. */
   url: string;
   failure: 'closed' | 'open';
-  store: Pick<Store, 'loadMeterUsage' | 'savePendingUnits' | 'takePendingUnits' | 'loadLimitState' | 'saveMeterUsage' | 'saveLimitState'>;
+  store: Pick<Store, 'loadMeterUsage' | 'savePendingUnits' | 'readPendingUnits' | 'removePendingUnits' | 'loadLimitState' | 'saveMeterUsage' | 'saveLimitState'>;
   log: Log;
   clock: () => number;
   /**
@@ -216,6 +221,13 @@ interface LostCharge {
   requests: number;
   /** Any of them may have been reserved rather than charged (see ADMIT). */
   reserves: boolean;
+}
+
+/** What ADD_SAVED_UNITS did with a saved row, and the balance its meter reached (none if Redis holds none). */
+interface SavedUnitsOutcome {
+  state: 'added' | 'marked' | 'balance' | 'missing';
+  used?: number;
+  returned?: number;
 }
 
 /** A commit sent to Redis that got no answer (see RedisCounters.settleUnanswered). */
@@ -1207,43 +1219,123 @@ export class RedisCounters implements Counters {
   }
 
   /**
-   * Takes the units processes saved in the store when they stopped during an outage, to
-   * be delivered with this process's own (and saved again by it if that fails); once a
-   * minute. First writes the balances and blocks processes that stopped while the store
-   * was unreachable left in Redis (takeHandedOver), so that a running process writes
-   * those within a second or so.
+   * Adds to Redis the units processes saved in the store when they stopped during an
+   * outage (pending_units); once a minute, at start-up and when Redis returns. First
+   * writes the balances and blocks processes that stopped while the store was unreachable
+   * left in Redis (takeHandedOver), so that a running process writes those within a
+   * second or so.
+   *
+   * Units are increments: a row lost is usage lost, a row added twice is charged twice,
+   * and a process may be killed at any point, or two may take the same rows at once. So
+   * a row is read, not taken; added to Redis by ADD_SAVED_UNITS, which marks it added in
+   * the same script (a second add of it, by another process or after a kill, finds the
+   * mark and adds nothing); and only then removed from the store, in one transaction with
+   * the balance Redis reached (written as balances always are: never lowered). Killed
+   * before Redis ran the script: the row is still in the store and the next take adds
+   * it. Killed after: the row is still there, marked in Redis, and the next take removes
+   * it without adding it again. (Before, the rows were deleted first and held in this
+   * process's memory until its next write-back: a kill in between lost them.) The marks
+   * outlive the row (SAVED_UNITS_MARK_TTL_MS) by far more than the store can be away
+   * with Redis answering; only a Redis that loses its data between the add and the
+   * removal (the marks with it) adds such a row again.
    */
   private async takeSavedUnits(): Promise<void> {
     await this.takeHandedOver();
     const now = performance.now();
     if (now < this.savedUnitsDueAt) return;
     this.savedUnitsDueAt = now + SAVED_UNITS_CHECK_MS;
-    let rows: PendingUnits[];
+    let rows: SavedPendingUnits[];
     try {
-      rows = await this.options.store.takePendingUnits(SAVED_UNITS_BATCH);
+      rows = await this.options.store.readPendingUnits(SAVED_UNITS_BATCH);
     } catch {
       this.savedUnitsDueAt = 0; // the store did not answer: again at the next write-back
       return;
     }
     if (rows.length === 0) return;
-    // More may be waiting.
-    if (rows.length === SAVED_UNITS_BATCH) this.savedUnitsDueAt = 0;
-    this.fallback.giveBack(rows.map(({ units, ...ref }) => ({ ref, units })));
-    // Their balances go to the store with this write-back: a row of 0 units is only that
-    // (a balance a stopped process changed in Redis but could not write: handOverUnwritten).
-    for (const { accountId, meter, periodStart } of rows) this.dirty.set(meterRefId({ accountId, meter, periodStart }), { accountId, meter, periodStart });
-    const balances = rows.filter((row) => row.units === 0).length;
-    if (balances < rows.length) {
+    const outcomes = new Map<SavedPendingUnits, SavedUnitsOutcome>();
+    try {
+      let sending = rows;
+      for (let attempt = 0; sending.length > 0 && attempt < 2; attempt++) {
+        const replies = await this.addSavedUnits(sending);
+        const missing: SavedPendingUnits[] = [];
+        sending.forEach((row, i) => {
+          const reply = replies[i];
+          // A row of 0 units whose meter Redis does not hold has no balance to write: done with.
+          if (reply?.state === 'missing' && row.units === 0) outcomes.set(row, { state: 'balance' });
+          else if (reply?.state === 'missing') missing.push(row);
+          else if (reply) outcomes.set(row, reply);
+        });
+        // Redis holds no balance for these meters: the store's first (nothing was added).
+        const seeds = new Map(missing.map((row) => [meterRefId(row), { accountId: row.accountId, meter: row.meter, periodStart: row.periodStart }]));
+        for (const ref of seeds.values()) await this.seed(ref);
+        sending = missing;
+      }
+    } catch (error) {
+      // Left in the store, marked in Redis where they were added: the next take finishes,
+      // 10 s from now (a Redis that refuses the script is not asked at every write-back),
+      // or as soon as Redis answers again after an outage (noteSuccess).
+      this.noteFailure(error);
+      this.savedUnitsDueAt = performance.now() + HAND_OVER_RETRY_MS;
+      return;
+    }
+    const done = rows.filter((row) => outcomes.has(row));
+    const balances = new Map<string, MeterUsageRow>();
+    for (const row of done) {
+      const reached = outcomes.get(row);
+      if (reached?.used === undefined) continue;
+      const ref = { accountId: row.accountId, meter: row.meter, periodStart: row.periodStart };
+      const known = balances.get(meterRefId(ref));
+      // Of two replies for one meter, the later one (more added): as far along in both counts.
+      if (!known || (reached.used + (reached.returned ?? 0) >= known.used + (known.returned ?? 0) && (reached.returned ?? 0) >= (known.returned ?? 0))) {
+        balances.set(meterRefId(ref), { ...ref, used: reached.used, returned: reached.returned ?? 0 });
+      }
+    }
+    try {
+      await this.options.store.removePendingUnits(done.map((row) => row.id), [...balances.values()]);
+    } catch {
+      // Marked in Redis: the next take (at the next write-back) removes them, adding nothing.
+      this.savedUnitsDueAt = 0;
+      return;
+    }
+    // More may be waiting (or some were left, their meters not seeded).
+    if (rows.length === SAVED_UNITS_BATCH || done.length < rows.length) this.savedUnitsDueAt = 0;
+    // Written above already; also this write-back's, as this process's own changes are
+    // (what it remembers of balances for an outage comes from there): those it added, or
+    // a balance a stopped process could not write (a row of 0 units). A row another
+    // process added is that one's.
+    for (const row of done) {
+      const outcome = outcomes.get(row);
+      if (outcome?.used !== undefined && outcome.state !== 'marked') this.dirty.set(meterRefId(row), { accountId: row.accountId, meter: row.meter, periodStart: row.periodStart });
+    }
+    const added = done.filter((row) => outcomes.get(row)?.state === 'added');
+    if (added.length > 0) {
       // How much, and for how many accounts: which ones the store says (pending_units), not the log.
-      const charged = rows.reduce((sum, row) => sum + Math.max(row.units, 0), 0);
-      const givenBack = rows.reduce((sum, row) => sum + Math.max(-row.units, 0), 0);
-      const accounts = new Set(rows.filter((row) => row.units !== 0).map((row) => row.accountId)).size;
+      const charged = added.reduce((sum, row) => sum + Math.max(row.units, 0), 0);
+      const givenBack = added.reduce((sum, row) => sum + Math.max(-row.units, 0), 0);
+      const accounts = new Set(added.map((row) => row.accountId)).size;
       this.options.log.info(
         { accounts, units: charged, unitsGivenBack: givenBack },
         `adding to Redis units saved in the store by processes that stopped while it was unreachable: ${charged} charged${givenBack > 0 ? `, ${givenBack} given back` : ''}, for ${accounts} account${accounts === 1 ? '' : 's'}`,
       );
     }
-    if (balances > 0) this.options.log.info({ meters: balances }, 'writing to the store balances that processes which stopped while Redis was unreachable could not write');
+    const marked = done.filter((row) => outcomes.get(row)?.state === 'marked').length;
+    if (marked > 0) {
+      this.options.log.info({ rows: marked }, 'removing from the store units saved there that Redis had taken already (a process stopped before it removed them): not added again');
+    }
+    const written = done.filter((row) => row.units === 0 && outcomes.get(row)?.used !== undefined).length;
+    if (written > 0) this.options.log.info({ meters: written }, 'writing to the store balances that processes which stopped while Redis was unreachable could not write');
+  }
+
+  /** One ADD_SAVED_UNITS for `rows`, within the admissions' deadline. */
+  private async addSavedUnits(rows: readonly SavedPendingUnits[]): Promise<SavedUnitsOutcome[]> {
+    const keys = rows.flatMap((row) => [this.meterKey(row), this.key('added', row.id)]);
+    const args = [METER_TTL_MS, SAVED_UNITS_MARK_TTL_MS, ...rows.map((row) => row.units)];
+    const replies = (await withDeadline(ADD_SAVED_UNITS.run(this.client, keys, args), ADMIT_DEADLINE_MS)) as [string, string, string][];
+    this.noteSuccess();
+    return replies.map(([state, used, returned]) => ({
+      state: state as SavedUnitsOutcome['state'],
+      ...(used === '' ? {} : { used: Number(used), returned: returned === '' ? 0 : Number(returned) }),
+    }));
   }
 
   /**

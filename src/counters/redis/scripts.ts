@@ -482,6 +482,8 @@ end
  *                     process that dies mid-request cannot hold units forever.
  *   P restored:blocks set once this Redis has been given the store's blocks (RESTORE_BLOCK):
  *                     missing, Redis lost its data (or is new), and they are put back.
+ *   P added:<row id>  set once the units of a saved row (pending_units) are added to its
+ *                     meter (ADD_SAVED_UNITS): the row is not added again.
  *   P sj:<process>    hash (the journal): 'a:<connection>' → records of the admission
  *                     batches on that connection that charged at admission,
  *                     '<place>:<entry>=<requests charged>,...' (entries from 0), joined
@@ -938,6 +940,65 @@ elseif not (heldUsed + heldReturned >= storedUsed + storedReturned and heldRetur
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 'ok'
+`);
+
+/**
+ * add saved units: the rows of pending_units (units a process that stopped during an
+ * outage saved in the store), each added to its meter at most once, however many times
+ * it is sent: by two processes that read it at once, or again after a process was killed
+ * between this and the row's removal from the store. A row's mark, written with its
+ * units, says it was added; a row whose mark is there is not added again. The mark lives
+ * `mark ttl` (days): the row leaves the store within a round trip of this, unless a
+ * process is killed or the store fails meanwhile, and the next take (within a minute of a
+ * process reaching both) removes it. A row of 0 units adds nothing and needs no mark: its
+ * meter's balance is what is wanted (a balance the stopped process could not write).
+ *
+ * KEYS: per row [meter hash, the row's mark].  ARGV: [1] meter ttl ms, [2] mark ttl ms,
+ *   then per row its units (negative: given back).
+ * Returns per row { state, used, returned } (the meter's balance after it; '' when
+ *   missing): 'added'; 'marked' (added before: not again); 'balance' (0 units); 'missing'
+ *   when the meter has no balance in Redis (nothing was recorded: seed it from the store,
+ *   then send the row again).
+ */
+export const ADD_SAVED_UNITS = new Script(`${PRELUDE}
+local meterTtl, markTtl = ARGV[1], ARGV[2]
+local states, meters, order, marks = {}, {}, {}, {}
+for i = 1, #KEYS / 2 do
+  local meter, mark = KEYS[2 * i - 1], KEYS[2 * i]
+  local units = tonumber(ARGV[i + 2])
+  if units ~= 0 and redis.call('EXISTS', mark) == 1 then states[i] = 'marked'
+  elseif redis.call('EXISTS', meter) == 0 then states[i] = 'missing'
+  elseif units == 0 then states[i] = 'balance'
+  else
+    states[i] = 'added'
+    local m = meters[meter]
+    if not m then
+      m = { commit = 0, returned = 0 }
+      meters[meter] = m
+      order[#order + 1] = meter
+    end
+    m.commit = m.commit + units
+    if units < 0 then m.returned = m.returned - units end
+    marks[#marks + 1] = mark
+  end
+end
+-- The rows of one meter together, as SETTLE adds uncapped commits (whatever order they
+-- came in): a charge given back never takes the balance below zero.
+for _, meter in ipairs(order) do
+  local m = meters[meter]
+  local used = tonumber(redis.call('HINCRBYFLOAT', meter, 'used', fmt(m.commit)))
+  if used < 1e-9 and m.commit < 0 then redis.call('HSET', meter, 'used', '0') end
+  if m.returned > 0 then redis.call('HINCRBYFLOAT', meter, 'returned', fmt(m.returned)) end
+  redis.call('PEXPIRE', meter, meterTtl)
+end
+-- Written last (a script that failed part way has marked nothing added).
+for _, mark in ipairs(marks) do redis.call('SET', mark, '1', 'PX', markTtl) end
+local replies = {}
+for i = 1, #KEYS / 2 do
+  local held = redis.call('HMGET', KEYS[2 * i - 1], 'used', 'returned')
+  replies[i] = { states[i], held[1] or '', held[2] or '' }
+end
+return replies
 `);
 
 /**
