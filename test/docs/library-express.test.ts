@@ -4,31 +4,13 @@
  * process of its own with a keygate.yaml beside it. The test adds only what the page leaves
  * to the reader: `rowsFor` (rows the test lets out when it chooses) and the port (any free one).
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { createKeygate, parseConfigText } from '../../src/index.js';
-import { next, said, startedMessage } from '../support/example-child.js';
+import { ctrlCMidLoad, DIST, libraryExample, next, said, startExample, usedAfterRestart } from '../support/example-child.js';
 import { tempDir } from '../support/temp.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const DIST = pathToFileURL(path.join(ROOT, 'dist/index.js')).href;
-const LISTEN = "app.listen(3000, '127.0.0.1')";
-
-/** The page's Express block, as a reader would copy it, made runnable by Node. */
-function expressExample(): string {
-  const block = /```ts\n(import express from 'express';[^]*?)```/.exec(readFileSync(path.join(ROOT, 'docs/library.md'), 'utf8'));
-  if (!block?.[1]?.includes(LISTEN)) throw new Error(`docs/library.md has no longer an Express block calling ${LISTEN}`);
-  const express = pathToFileURL(createRequire(path.join(ROOT, 'package.json')).resolve('express')).href;
-  const source = block[1].replace("from 'keygate'", `from '${DIST}'`).replace("from 'express'", `from '${express}'`).replace(LISTEN, "app.listen(0, '127.0.0.1')");
-  return ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-}
 
 /**
  * What the test adds: `rowsFor` answers three rows when the test says so (after telling it
@@ -85,22 +67,11 @@ async function refusalWithoutKey(dir: string): Promise<{ status: number; headers
 
 /** The credits the example's store holds for the account, read after the example ended (a restart). */
 async function storedCredits(dir: string, accountId: string): Promise<number | undefined> {
-  const config = parseConfigText(PROFILE.replace('./data', path.join(dir, 'data')), 'keygate.yaml');
-  const again = await createKeygate({ config, file: 'keygate.yaml', dir });
-  try {
-    return (await again.runtime.store.loadMeterUsage({ accountId })).find((row) => row.meter === 'credits')?.used;
-  } finally {
-    await again.close();
-  }
+  return new Map(await usedAfterRestart(dir, PROFILE, accountId)).get('credits');
 }
 
-function startExample(dir: string): { child: ChildProcess; exited: Promise<unknown[]> } {
-  writeFileSync(path.join(dir, 'keygate.yaml'), PROFILE);
-  const script = path.join(dir, 'server.mjs');
-  writeFileSync(script, expressExample() + HARNESS);
-  const child = fork(script, [], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  return { child, exited: once(child, 'exit') };
-}
+/** The page's Express block, with the test's harness, started in `dir`. */
+const startExpress = (dir: string) => startExample(dir, PROFILE, libraryExample("import express from 'express';", ['express'], "app.listen(3000, '127.0.0.1')") + HARNESS, 'server.mjs');
 
 describe("docs/library.md's Express example", () => {
   const refusalDir = tempDir('library-express-refusal');
@@ -109,11 +80,9 @@ describe("docs/library.md's Express example", () => {
   it("answers a request without a key with the profile's 401 as check renders it, and a built-in endpoint with keygate's answer, their Content-Type untouched by Express", async () => {
     const dir = refusalDir;
     const expected = await refusalWithoutKey(dir);
-    const { child, exited } = startExample(dir);
-    let accountId: string;
+    const { child, exited, started } = await startExpress(dir);
+    const { accountId } = started;
     try {
-      const started = await next(child, startedMessage);
-      accountId = started.accountId;
       const refused = await fetch(`http://127.0.0.1:${started.port}/v1/rows`);
       const body = await refused.text();
       expect({ status: refused.status, body }).toEqual({ status: expected.status, body: expected.body });
@@ -134,11 +103,10 @@ describe("docs/library.md's Express example", () => {
 
   it('charges an answer per record, as its handler counted them, nothing for a client gone before its answer, and loses no charge on Ctrl-C (SIGINT) mid-load', async () => {
     const dir = loadDir;
-    const { child, exited } = startExample(dir);
-    let accountId: string;
+    const example = await startExpress(dir);
+    const { child, started } = example;
+    const { accountId } = started;
     try {
-      const started = await next(child, startedMessage);
-      accountId = started.accountId;
       const url = `http://127.0.0.1:${started.port}/v1/rows`;
       const headers = { authorization: `Bearer ${started.secret}` };
       const rows = [{ accountId }, { accountId }, { accountId }];
@@ -162,21 +130,10 @@ describe("docs/library.md's Express example", () => {
       child.send('answer');
 
       // One answered just before Ctrl-C (its charge not yet written out), one in flight when it comes.
-      const second = fetch(url, { headers });
-      await next(child, said('waiting'));
-      child.send('answer');
-      expect((await second).status).toBe(200);
-      const inFlight = fetch(url, { headers });
-      inFlight.catch(() => undefined); // cut off without the page's signal handler: the assertion below says so
-      await next(child, said('waiting'));
-      const closing = next(child, said('closing'));
-      child.kill('SIGINT');
-      await closing;
-      child.send('answer');
-      const answered = await inFlight;
-      expect({ status: answered.status, body: await answered.json() }).toEqual({ status: 200, body: rows });
-      const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
-      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      const { first: second, inFlight, ended } = await ctrlCMidLoad(example, url, headers);
+      expect(second.status).toBe(200);
+      expect({ status: inFlight.status, body: await inFlight.json() }).toEqual({ status: 200, body: rows });
+      expect(ended).toEqual({ code: 0, signal: null });
     } finally {
       child.kill();
     }

@@ -4,26 +4,9 @@
  * own with a keygate.yaml beside it. The test adds only what the page leaves to the
  * reader: `rowsFor` (an answer the test lets out when it chooses) and `app.listen`.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { ctrlCMidLoad, startExample, usedAfterRestart } from '../support/example-child.js';
+import { ctrlCMidLoad, DIST, libraryExample, startExample, usedAfterRestart } from '../support/example-child.js';
 import { tempDir } from '../support/temp.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const DIST = pathToFileURL(path.join(ROOT, 'dist/index.js')).href;
-
-/** The page's Fastify block, as a reader would copy it, made runnable by Node. */
-function fastifyExample(): string {
-  const block = /```ts\n(import Fastify from 'fastify';[^]*?)```/.exec(readFileSync(path.join(ROOT, 'docs/library.md'), 'utf8'));
-  if (!block?.[1]?.includes("from 'keygate'")) throw new Error("docs/library.md has no longer a Fastify block importing 'keygate'");
-  const fastify = pathToFileURL(createRequire(path.join(ROOT, 'package.json')).resolve('fastify')).href;
-  const source = block[1].replace("from 'keygate'", `from '${DIST}'`).replace("from 'fastify'", `from '${fastify}'`);
-  return ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-}
 
 /**
  * What the test adds: `rowsFor` answers two rows when the test says so (after telling it
@@ -61,7 +44,7 @@ describe("docs/library.md's Fastify example", () => {
   const dir = tempDir('library-fastify-doc');
 
   it('stops on Ctrl-C (SIGINT) mid-load without losing a charge: the answer in flight is sent, and every record answered is charged after a restart', async () => {
-    const example = await startExample(dir, PROFILE, fastifyExample() + HARNESS, 'server.mjs');
+    const example = await startExample(dir, PROFILE, libraryExample("import Fastify from 'fastify';", ['fastify']) + HARNESS, 'server.mjs');
     const { accountId, port, secret } = example.started;
     try {
       const rows = [{ accountId }, { accountId }];

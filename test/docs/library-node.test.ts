@@ -4,25 +4,10 @@
  * keygate.yaml beside it. Only the port (any free one) and `reportsFor` (an answer the test
  * lets out when it chooses) are the test's.
  */
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { ctrlCMidLoad, next, said, startExample, usedAfterRestart } from '../support/example-child.js';
+import { ctrlCMidLoad, DIST, libraryExample, next, said, startExample, usedAfterRestart } from '../support/example-child.js';
 import { tempDir } from '../support/temp.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const LISTEN = ".listen(3000, '127.0.0.1')";
-
-/** The page's first TypeScript block, as a reader would copy it, made runnable by Node. */
-function nodeExample(): string {
-  const block = /```ts\n([^]*?)```/.exec(readFileSync(path.join(ROOT, 'docs/library.md'), 'utf8'));
-  if (!block?.[1]?.includes("from 'keygate'") || !block[1].includes(LISTEN)) throw new Error(`docs/library.md's first block is no longer the node:http example importing 'keygate' and calling ${LISTEN}`);
-  const source = block[1].replace("from 'keygate'", `from '${pathToFileURL(path.join(ROOT, 'dist/index.js')).href}'`).replace(LISTEN, ".listen(0, '127.0.0.1')");
-  return ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-}
 
 /**
  * What the test adds: `reportsFor` answers when the test says so (after telling it the
@@ -30,7 +15,7 @@ function nodeExample(): string {
  * the example as its own page says to (server.close(), gate.close()).
  */
 const HARNESS = `
-import { createAccount, createKey } from '${pathToFileURL(path.join(ROOT, 'dist/index.js')).href}';
+import { createAccount, createKey } from '${DIST}';
 const waiting = [];
 async function reportsFor(accountId) {
   process.send('waiting');
@@ -67,7 +52,7 @@ describe("docs/library.md's node:http example", () => {
   const dir = tempDir('library-node');
 
   it('charges an answered request, and nothing for one whose client went away before its answer (as the gateway gives it back)', async () => {
-    const example = await startExample(dir, PROFILE, nodeExample() + HARNESS, 'server.mjs');
+    const example = await startExample(dir, PROFILE, libraryExample('', [], ".listen(3000, '127.0.0.1')") + HARNESS, 'server.mjs');
     const { child, exited } = example;
     const { accountId, port, secret } = example.started;
     try {
@@ -97,7 +82,7 @@ describe("docs/library.md's node:http example", () => {
   });
 
   it('stops on Ctrl-C (SIGINT) mid-load without losing a charge: the answer in flight is sent, and every answered request is charged after a restart', async () => {
-    const example = await startExample(dir, PROFILE, nodeExample() + HARNESS, 'server-sigint.mjs');
+    const example = await startExample(dir, PROFILE, libraryExample('', [], ".listen(3000, '127.0.0.1')") + HARNESS, 'server-sigint.mjs');
     const { accountId, port, secret } = example.started;
     try {
       const { first, inFlight, ended } = await ctrlCMidLoad(example, `http://127.0.0.1:${port}/reports`, { authorization: `Bearer ${secret}` });

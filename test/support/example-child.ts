@@ -5,9 +5,36 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
 import { createKeygate, parseConfigText } from '../../src/index.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** The built package, which `'keygate'` stands for in the examples. */
+export const DIST = pathToFileURL(path.join(ROOT, 'dist/index.js')).href;
+
+/**
+ * A TypeScript block of docs/library.md, as a reader would copy it, made runnable by Node:
+ * the first block that begins with `opening` (any block where it is ''), its `'keygate'`
+ * the built package and each of `packages` this repository's, `listen` (the page's own
+ * port) turned into a free one, transpiled. A page that no longer has such a block fails
+ * the test, naming it.
+ */
+export function libraryExample(opening: string, packages: readonly string[], listen?: string): string {
+  const page = readFileSync(path.join(ROOT, 'docs/library.md'), 'utf8');
+  const block = page.split('```ts\n').slice(1).map((rest) => rest.slice(0, rest.indexOf('```'))).find((code) => code.startsWith(opening));
+  if (block === undefined || !block.includes("from 'keygate'") || (listen !== undefined && !block.includes(listen))) {
+    throw new Error(`docs/library.md has no longer a block ${opening === '' ? '' : `beginning ${opening} `}importing 'keygate'${listen === undefined ? '' : ` and calling ${listen}`}`);
+  }
+  const resolve = createRequire(path.join(ROOT, 'package.json')).resolve;
+  let source = block.replace("from 'keygate'", `from '${DIST}'`);
+  for (const name of packages) source = source.replace(`from '${name}'`, `from '${pathToFileURL(resolve(name)).href}'`);
+  if (listen !== undefined) source = source.replace(listen, listen.replace('3000', '0'));
+  return ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+}
 
 /** The next message from the example that `wanted` takes; an example that ends first fails the test at once. */
 export function next<T>(child: ChildProcess, wanted: (message: unknown) => message is T): Promise<T> {
