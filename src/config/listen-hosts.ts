@@ -4,7 +4,8 @@
  * one of its addresses only), so the profile is refused, naming both fields. Judged on
  * the profile alone, without a lookup: a wildcard takes every address of its family (`::`,
  * or no host, IPv4 ones too), `localhost` is 127.0.0.1 and ::1, and one address written
- * two ways (`::0` and `::`, `::ffff:127.0.0.1` and `127.0.0.1`, `LOCALHOST`) is one. Other
+ * two ways (`::0` and `::`, `::ffff:127.0.0.1` and `127.0.0.1`, `LOCALHOST`) is one; a zone
+ * (`fe80::1%eth0`) is compared as written. Other
  * host names are compared as written.
  *
  * @example
@@ -19,6 +20,10 @@ const LOCALHOST = ['127.0.0.1', '::1'];
 /** A listen host as the system takes it: IPv6 in its shortest form, an IPv4-mapped one as IPv4, a name in lower case. */
 function canonical(host: string): string {
   if (!isIPv6(host)) return host.toLowerCase();
+  // A link-local address with its zone (`fe80::1%eth0`): the address in its shortest form, the
+  // zone as written (an interface's name; a URL, below, takes no zone).
+  const zone = host.indexOf('%');
+  if (zone !== -1) return `${canonical(host.slice(0, zone))}${host.slice(zone)}`;
   const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host)?.[1];
   if (dotted !== undefined && isIPv4(dotted)) return dotted;
   const short = new URL(`http://[${host}]`).hostname.slice(1, -1);

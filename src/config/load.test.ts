@@ -864,6 +864,12 @@ describe('upstream and identity headers', () => {
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 0}\nadmin: {listen: {port: 0}}\n').admin.listen.port).toBe(0);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 127.0.0.1, port: 9521}\nadmin: {listen: {host: 127.0.0.2, port: 9521}}\n').admin.listen.port).toBe(9521);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: 0.0.0.0, port: 9523}\nadmin: {listen: {host: "::1", port: 9523}}\n').admin.listen.port).toBe(9523);
+    // A link-local address with its zone (serve listens there) is compared, not taken for a bad URL:
+    // `keygate check` and serve stopped on "Invalid URL".
+    expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: "fe80::1%eth0", port: 9529}\nadmin: {listen: {host: 127.0.0.1, port: 9529}}\n').admin.listen.port).toBe(9529);
+    expect(problems('upstream: {url: "http://a"}\nlisten: {host: "fe80::1%eth0", port: 9531}\nadmin: {listen: {host: "FE80:0::1%eth0", port: 9531}}\ndashboard: {listen: {host: "fe80::1%eth1", port: 9531}}\n')).toEqual([
+      "admin.listen.port: port 9531 is the gateway's too (listen.port), and admin.listen.host FE80:0::1%eth0 and listen.host fe80::1%eth0 overlap: each listener needs a port of its own",
+    ]);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {host: localhost, port: 9528}\nadmin: {listen: {host: 127.0.0.2, port: 9528}}\ndashboard: {listen: {host: "::2", port: 9528}}\n').admin.listen.port).toBe(9528);
     expect(parseConfigText('upstream: {url: "http://a"}\nlisten: {port: 9530}\ndashboard: {enabled: false, listen: {port: 9530}}\n').dashboard.listen.port).toBe(9530);
     // Nor a gateway turned off: its listener is not opened.
