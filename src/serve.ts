@@ -509,7 +509,7 @@ export async function serve(loaded: LoadedConfig, options: ServeOptions = {}): P
     // After the listeners, not awaited: readiness is not delayed. One spawned here has been started (it listens), and is tried as well.
     if (upstreamUrl !== undefined) void warnIfUpstreamDown(upstream?.url ?? upstreamUrl, log, () => rt.stopping);
     // Likewise Redis's user: one whose ACL leaves out keygate's keys answers PING, and the start says "ok".
-    if (config.counters !== 'memory' && health.status === 'ok') void warnIfRedisRefusesUse(config.counters, log, () => rt.stopping);
+    if (config.counters !== 'memory' && health.status === 'ok') void warnIfRedisRefusesUse(config.counters, config.counterFailure, log, () => rt.stopping);
     // After the listeners are up: with a million keys the look takes about a second, and it is only a warning.
     void rt.warnOfKeysOutsideFormat();
 
@@ -663,17 +663,20 @@ function noGatewayWithoutToken(file: string, tokenEnv: string, why: string): Con
  * Says at start-up when Redis answers but refuses what serve asks of the profile's user (an
  * ACL without keygate's keys, scripts or channel; a read-only replica), in `keygate check`'s
  * words: otherwise the start says "ok", `/health/ready` answers 200, and the first sign is
- * the first counted request's 503. Not awaited, and nothing when Redis takes it or cannot be
- * reached (the counters say that themselves).
+ * the first counted request's 503 (counterFailure: closed), or, with counterFailure: open,
+ * limits each process enforces alone and a "degraded" readiness. Not awaited, and nothing
+ * when Redis takes it or cannot be reached (the counters say that themselves).
  */
-async function warnIfRedisRefusesUse(countersUrl: string, log: Log, stopping: () => boolean): Promise<void> {
+async function warnIfRedisRefusesUse(countersUrl: string, counterFailure: 'open' | 'closed', log: Log, stopping: () => boolean): Promise<void> {
   const { reachRedis, REACH_DEADLINE_MS } = await import('./operations/reach.js');
   const reached = await reachRedis(countersUrl, REACH_DEADLINE_MS);
   if (reached.ok || reached.answersPing !== true || stopping()) return;
-  log.warn(
-    { counters: reached.at },
-    `counters: ${reached.problem}; requests with a rate limit, block policy or cost will be refused (service_unavailable) from the first one on, and /health/ready answer 503 from then`,
-  );
+  // As the counters meet an admission Redis answers with an error (RedisCounters.withoutRedis, checkHealth's verdict).
+  const then =
+    counterFailure === 'open'
+      ? 'requests with a rate limit, block policy or cost will be admitted on per-process limits (counterFailure: open) from the first one on, and /health/ready say "degraded" from then'
+      : 'requests with a rate limit, block policy or cost will be refused (service_unavailable) from the first one on, and /health/ready answer 503 from then';
+  log.warn({ counters: reached.at }, `counters: ${reached.problem}; ${then}`);
 }
 
 /**

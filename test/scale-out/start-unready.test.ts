@@ -11,7 +11,7 @@ import { POSTGRES_URL, REDIS_URL, serviceAvailable } from '../support/services.j
 import { namedPort } from '../support/ports.js';
 import { tempDir } from '../support/temp.js';
 import { createTestDatabase, deleteRedisKeys, eventually, redisUrlWithPrefix, testRedisPrefix, type TestDatabase } from '../backends/isolation.js';
-import { startGateway, startRedisServer, writeProfile, type GatewayProcess } from './cluster.js';
+import { provisionKey, startGateway, startRedisServer, writeProfile, type GatewayProcess } from './cluster.js';
 
 const enabled = (await serviceAvailable('PostgreSQL', POSTGRES_URL)) && (await serviceAvailable('Redis', REDIS_URL));
 
@@ -116,6 +116,27 @@ describe.skipIf(!enabled)('the start line of a process whose Redis is unreachabl
       expect(await eventually(() => gateway.output.some((l) => l.includes('refuses what keygate serve asks')), 10_000, 100)).toBe(true);
       const warned = gateway.output.map((l) => JSON.parse(l) as StartLine & { counters?: string }).filter((l) => l.msg.includes('refuses what keygate serve asks'));
       expect(warned).toEqual([expect.objectContaining({ level: 40, msg: said, counters: url })]);
+    } finally {
+      await redis.kill();
+    }
+  });
+
+  it('Redis refusing keygate\'s keys with counterFailure open: the start-up warning says requests are admitted on per-process limits, as they are, not refused', async () => {
+    const redis = await startRedisServer(['--user', 'default', 'on', 'nopass', 'resetkeys', '~elsewhere:*', '&*', '+@all']);
+    try {
+      const url = `${redis.url}/0?prefix=kgstart:`;
+      const { gateway } = await start('acl-open', url, 'open');
+      expect(await eventually(() => gateway.output.some((l) => l.includes('refuses what keygate serve asks')), 10_000, 100)).toBe(true);
+      const warned = gateway.output.map((l) => JSON.parse(l) as StartLine).filter((l) => l.msg.includes('refuses what keygate serve asks'));
+      expect(warned.map((l) => l.msg.slice(l.msg.indexOf('); ') + 3))).toEqual([
+        'requests with a rate limit, block policy or cost will be admitted on per-process limits (counterFailure: open) from the first one on, and /health/ready say "degraded" from then',
+      ]);
+      // As it says: a request with a rate limit is admitted (forwarded to an upstream that is not there: 502, not the counters' 503), and readiness is degraded, 200.
+      const { secret } = await provisionKey(gateway, 'limited', 'acl-open');
+      const answer = await gateway.call('/v1/rows', secret);
+      expect(answer.status).toBe(502);
+      const ready = await fetch(`${gateway.adminUrl}/health/ready`);
+      expect([ready.status, ((await ready.json()) as { status: string }).status]).toEqual([200, 'degraded']);
     } finally {
       await redis.kill();
     }
