@@ -18,6 +18,7 @@ import { takeSighup } from './early-sighup.js';
 import { KeygateCommand } from './parse-errors.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { CountersRefusedError, CountersUnavailableError } from '../counters/counters.js';
+import { REFUSAL_FIX } from '../counters/redis/refusal.js';
 import { auditEventOut } from '../operations/audit.js';
 import { blockText, meterAllowance, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -988,6 +989,9 @@ export function buildCli(): Command {
           const where = `Redis at ${ops.redactUrl(rt.config.counters)}`;
           // Reached but refusing (OOM past maxmemory, READONLY after a failover): its own words, not "could not be reached".
           if (error instanceof CountersRefusedError) throw new Error(`the block of key ${id} was not lifted: ${where} answered with an error (${error.cause instanceof Error ? error.cause.message : String(error.cause)}), and blocks are kept there. Nothing was changed; try again once Redis takes writes`);
+          // Refusing keygate's user (WRONGPASS, NOAUTH): Redis's words, and what to fix, not "could not be reached".
+          const refusal = rt.counters.refusal?.();
+          if (refusal !== undefined) throw new Error(`the block of key ${id} was not lifted: ${where} refuses the connection (${refusal}), and blocks are kept there. Nothing was changed; ${REFUSAL_FIX}, then try again`);
           throw new Error(`the block of key ${id} was not lifted: ${where} could not be reached, and blocks are kept there. Nothing was changed; try again once Redis answers`);
         });
         print(json, { key: await keyJsonOf(rt, key, json), lifted }, () => (lifted === 0 ? `key ${key.id} (${key.name}) was not blocked; nothing to lift (its violations so far are forgotten)` : `lifted the block of key ${key.id} (${key.name})`));

@@ -182,9 +182,9 @@ const REFUSED = /^(?:Ready check failed: )?(?:WRONGPASS|NOAUTH)\b|^ERR invalid p
 const CHECK_KEY = 'check:acl';
 /** What keygate serve asks of Redis, as the ACL check tries it: a script writing a key under the prefix. */
 const TRY_SCRIPT = "return redis.call('PEXPIRE', KEYS[1], 1)";
-/** What an ACL that leaves INFO out costs: ioredis's ready check asks it at each connection. */
+/** What an ACL that leaves INFO out costs: the ready check at each connection asks it (counters/redis/info-refused.ts). */
 const INFO_REFUSED =
-  'it refuses INFO to this user: keygate serves all the same, but its Redis client writes "Skipping the ready check because INFO command fails" to stderr at each connection (allow +info)';
+  'it refuses INFO to this user: keygate serves all the same, but cannot tell a Redis still loading its data after a restart from a ready one, and says so once in its log (allow +info)';
 
 /** The rights keygate serve needs of the URL's user, as a Redis ACL names them. */
 function aclRights(prefix: string, channel: string): string {

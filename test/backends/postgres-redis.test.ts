@@ -508,7 +508,8 @@ describe.skipIf(!enabled)('Redis counters shared by several processes', () => {
       try {
         await expect.poll(() => lines.length).toBeGreaterThan(0);
         const warning = JSON.parse(lines[0] as string) as { msg: string; err: string };
-        expect(warning.msg).toMatch(/^Redis is unreachable/);
+        // In words, with what to fix: not "unreachable".
+        expect(warning.msg).toMatch(/^Redis refuses the connection \(WRONGPASS .*\): requests with a rate limit, block policy or cost are refused .*; check the user and password in the profile's counters, and that Redis's ACL lets that user in: docs\/scale-out.md#a-redis-user-for-keygate$/);
         expect(warning.err).toMatch(/^Redis refused the connection: WRONGPASS/);
         expect(lines.join('\n')).not.toContain('not-the-password');
       } finally {

@@ -9,6 +9,7 @@
  * several deployments or test runs can share one Redis); the rest goes to ioredis.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { hearInfoRefused } from './info-refused.js';
 import { hearUnusedPassword } from './unused-password.js';
 
 export const DEFAULT_PREFIX = 'keygate:';
@@ -63,10 +64,18 @@ function forUse(use: RedisUse): RedisOptions {
 }
 
 /**
- * The connection for the hot path: fail fast, never queue, never replay. `unusedPassword`:
- * called where Redis asks no password and the URL gives one (see unused-password.ts).
+ * What Redis may answer as a connection opens that ioredis would write to stderr itself
+ * (plain text beside keygate's JSON log): heard here instead, for keygate to say in its own.
  */
-export function commandClient(target: RedisTarget, use: RedisUse = 'requests', unusedPassword?: () => void): Redis {
+export interface HeardAtConnect {
+  /** Redis asks no password and the URL gives one (see unused-password.ts). */
+  unusedPassword?: () => void;
+  /** The ready check's INFO refused to the user by its ACL, with Redis's answer (see info-refused.ts). */
+  infoRefused?: (refusal: string) => void;
+}
+
+/** The connection for the hot path: fail fast, never queue, never replay. */
+export function commandClient(target: RedisTarget, use: RedisUse = 'requests', heard: HeardAtConnect = {}): Redis {
   const options: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -78,14 +87,14 @@ export function commandClient(target: RedisTarget, use: RedisUse = 'requests', u
     connectionName: 'keygate',
     ...forUse(use),
   };
-  return withPasswordHeard(new Redis(target.url, options), unusedPassword);
+  return hearing(new Redis(target.url, options), heard);
 }
 
 /**
  * The subscriber connection for cache invalidations. It may queue its SUBSCRIBE until
  * Redis is reachable and re-subscribes after every reconnect.
  */
-export function subscriberClient(target: RedisTarget, use: RedisUse = 'requests', unusedPassword?: () => void): Redis {
+export function subscriberClient(target: RedisTarget, use: RedisUse = 'requests', heard: HeardAtConnect = {}): Redis {
   const options: RedisOptions = {
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
@@ -96,12 +105,17 @@ export function subscriberClient(target: RedisTarget, use: RedisUse = 'requests'
     connectionName: 'keygate-events',
     ...forUse(use),
   };
-  return withPasswordHeard(new Redis(target.url, options), unusedPassword);
+  return hearing(new Redis(target.url, options), heard);
 }
 
-/** Before its connection opens (the constructor starts it, the AUTH goes once it is up). */
-function withPasswordHeard(client: Redis, unusedPassword: (() => void) | undefined): Redis {
-  if (unusedPassword) hearUnusedPassword(client, unusedPassword);
+/**
+ * Before its connection opens (the constructor starts it; the AUTH and the ready check's
+ * INFO go once it is up). INFO is heard whether or not the caller listens: ioredis's line
+ * is never written.
+ */
+function hearing(client: Redis, heard: HeardAtConnect): Redis {
+  if (heard.unusedPassword) hearUnusedPassword(client, heard.unusedPassword);
+  hearInfoRefused(client, heard.infoRefused ?? (() => undefined));
   return client;
 }
 

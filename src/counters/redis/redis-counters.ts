@@ -63,6 +63,7 @@ import type { LimitStateRow, MeterUsageRow, SavedPendingUnits, Store } from '../
 import type { Log } from '../../log.js';
 import { UNUSED_PASSWORD } from './unused-password.js';
 import { redactUrl } from '../../redact-url.js';
+import { REFUSAL_FIX, refusedConnection } from './refusal.js';
 import { COMMAND_USE_WAIT_MS, commandClient, parseRedisUrl, subscriberClient, whenReady, type RedisTarget, type RedisUse } from './connection.js';
 import { withDeadline } from '../../deadline.js';
 import type { UnknownKeyPolicy } from '../../config/schema.js';
@@ -88,7 +89,12 @@ const JOURNAL_TTL_MS = 86_400_000;
 /** How long start-up waits for Redis before serving in the failure mode. */
 const STARTUP_WAIT_MS = 2_000;
 /** What a command (the CLI) says when Redis cannot give it a balance. */
-const BALANCE_FROM_STORE = 'Redis is unreachable: balances are read from the store, up to a second or so behind';
+const BALANCE_FROM_STORE = 'balances are read from the store, up to a second or so behind';
+/**
+ * What a user's ACL without INFO costs (see info-refused.ts): ioredis's ready check takes a
+ * Redis still loading its data after a restart as ready, and commands meet LOADING instead.
+ */
+const INFO_REFUSED = "Redis refuses INFO to keygate's user: keygate uses it all the same, but cannot tell a Redis still loading its data after a restart from a ready one (allow +info: docs/scale-out.md#a-redis-user-for-keygate)";
 /**
  * How often a process that reaches Redis looks for units saved by processes that could not
  * (and at start, and on Redis's return).
@@ -300,6 +306,12 @@ export class RedisCounters implements Counters {
   /** What Redis answered when the last connection closed on a refusal, until one opens (or closes for another reason). */
   private lastRefusal: string | undefined;
   /**
+   * Why the outage line said Redis is away: its refusal, or '' (unreachable); undefined while
+   * it answers. A connection that closes for another reason than that is said again (each
+   * reconnection refused alike is not).
+   */
+  private outageSaid: string | undefined;
+  /**
    * What Redis answered admissions with while it refuses them (OOM past maxmemory, READONLY
    * after a failover, NOPERM): it is reachable, so nothing else logs it, yet every request
    * with something to count is refused (closed) or judged here alone (open). Said once.
@@ -346,8 +358,15 @@ export class RedisCounters implements Counters {
       const at = redactUrl(options.url);
       options.log.warn({ counters: at }, `counters: Redis at ${at} answers; ${UNUSED_PASSWORD}`);
     };
-    this.client = commandClient(target, options.use, unusedPassword);
-    this.subscriber = subscriberClient(target, options.use, unusedPassword);
+    // Likewise INFO refused by the user's ACL, heard by both connections at each ready check.
+    let infoRefusedSaid = false;
+    const infoRefused = (refusal: string) => {
+      if (infoRefusedSaid || options.use === 'command') return;
+      infoRefusedSaid = true;
+      options.log.warn({ err: refusal }, INFO_REFUSED);
+    };
+    this.client = commandClient(target, options.use, { unusedPassword, infoRefused });
+    this.subscriber = subscriberClient(target, options.use, { unusedPassword, infoRefused });
     this.channel = cacheChannel(target.prefix, Number(this.client.options.db ?? 0));
     this.fallback = new PerProcessFallback(options.clock);
     // The token makes batch ids unique across processes.
@@ -379,7 +398,7 @@ export class RedisCounters implements Counters {
       const refused = this.refusedWith;
       this.refusedWith = undefined;
       this.lastRefusal = refused;
-      this.noteFailure(new Error(refused === undefined ? 'connection closed' : `Redis refused the connection: ${refused}`));
+      this.noteFailure(new Error(refused === undefined ? 'connection closed' : `Redis refused the connection: ${refused}`), { refusal: refused });
     });
     this.client.on('ready', () => {
       this.refusedWith = undefined;
@@ -469,7 +488,8 @@ export class RedisCounters implements Counters {
   }
 
   refusal(): string | undefined {
-    return this.isReachable() ? undefined : this.lastRefusal;
+    // A command asks as soon as the first refusal comes, before its connection has closed.
+    return this.isReachable() ? undefined : (this.refusedWith ?? this.lastRefusal);
   }
 
   admissionRefusal(): string | undefined {
@@ -534,7 +554,8 @@ export class RedisCounters implements Counters {
     // Without Redis: the store's record (at most a flush behind) or what this process saw.
     if (this.options.use === 'command' && !this.balanceWarned) {
       this.balanceWarned = true;
-      this.options.log.warn(BALANCE_FROM_STORE);
+      const refusal = this.refusal();
+      this.options.log.warn(refusal === undefined ? `Redis is unreachable: ${BALANCE_FROM_STORE}` : `${refusedConnection(refusal)}: ${BALANCE_FROM_STORE}; ${REFUSAL_FIX}`);
     }
     const own = await this.fallback.meterBalance(ref);
     try {
@@ -1620,6 +1641,7 @@ export class RedisCounters implements Counters {
     this.pausedUntil = 0;
     if (this.reachable) return;
     this.reachable = true;
+    this.outageSaid = undefined;
     // The next outage starts from the store's balances again.
     this.seededInOutage = new Map();
     // Processes that stopped during the outage may have saved units for it.
@@ -1629,7 +1651,11 @@ export class RedisCounters implements Counters {
     for (const handler of this.addressHandlers) handler({ type: 'back' });
   }
 
-  private noteFailure(error: unknown): void {
+  /**
+   * `closed`: the connection closed, refused as it opened (`refusal`: Redis's answer) or not.
+   * The first failure says Redis is away; a close for another reason than the one said says it again.
+   */
+  private noteFailure(error: unknown, closed?: { refusal: string | undefined }): void {
     if (this.closing) return;
     // The store failing to seed a balance says nothing about Redis.
     if (error instanceof BaselineUnavailableError) return;
@@ -1638,17 +1664,30 @@ export class RedisCounters implements Counters {
     // Connected, yet a command failed (a timeout): Redis may be stuck, so stop waiting on
     // it for a moment. A lost connection needs no pause: the client is not 'ready'.
     if (this.client.status === 'ready') this.pausedUntil = performance.now() + PAUSE_AFTER_FAILURE_MS;
-    if (!this.reachable) return;
-    this.reachable = false;
-    // This outage's balances come from the store as it is now, not as an earlier one found it.
-    this.seededInOutage = new Map();
+    const refusal = closed?.refusal;
+    if (this.reachable) {
+      this.reachable = false;
+      // This outage's balances come from the store as it is now, not as an earlier one found it.
+      this.seededInOutage = new Map();
+    } else if (closed === undefined || this.outageSaid === undefined || this.outageSaid === (refusal ?? '')) return;
     // A command admits nothing: it says what the outage means where it matters (a balance, an announcement).
     if (this.options.use === 'command') return;
+    this.outageSaid = refusal ?? '';
+    const err = error instanceof Error ? error.message : String(error);
+    if (refusal === undefined) {
+      this.options.log.warn(
+        { err },
+        this.options.failure === 'open'
+          ? 'Redis is unreachable: admitting on per-process limits until it answers'
+          : 'Redis is unreachable: requests with a rate limit, block policy or cost are refused (service_unavailable) until it answers (counterFailure: closed); requests with none are served',
+      );
+      return;
+    }
     this.options.log.warn(
-      { err: error instanceof Error ? error.message : String(error) },
+      { err },
       this.options.failure === 'open'
-        ? 'Redis is unreachable: admitting on per-process limits until it answers'
-        : 'Redis is unreachable: requests with a rate limit, block policy or cost are refused (service_unavailable) until it answers (counterFailure: closed); requests with none are served',
+        ? `${refusedConnection(refusal)}: admitting on per-process limits until it takes it; ${REFUSAL_FIX}`
+        : `${refusedConnection(refusal)}: requests with a rate limit, block policy or cost are refused (service_unavailable) until it takes it (counterFailure: closed); requests with none are served; ${REFUSAL_FIX}`,
     );
   }
 
