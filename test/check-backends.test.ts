@@ -425,7 +425,14 @@ describe('keygate check: Redis counters', () => {
     const r = await runCli(['check', '--config', config]);
     expect([r.code, r.stdout.split('\n')[3]]).toEqual([
       4,
-      `counters: cannot reach Redis at redis://:***@${refused.host}: connect ECONNREFUSED ${refused.hostname}:${refused.port} (check the profile's counters and that Redis is running)`,
+      `counters: cannot reach Redis at redis://:***@${refused.host} (connect ECONNREFUSED ${refused.hostname}:${refused.port}; check the profile's counters and that Redis is running)`,
+    ]);
+    // A URL that ends with its prefix (and its ":"): the URL, then why, not "keygate::".
+    const prefixed = profile('redis-refused-prefix', `sqlite:${path.join(dir, 'redis-refused.db')}`, `${refused.toString()}?prefix=keygate:`);
+    const withPrefix = await runCli(['check', '--config', prefixed]);
+    expect([withPrefix.code, withPrefix.stdout.split('\n')[3]]).toEqual([
+      4,
+      `counters: cannot reach Redis at redis://:***@${refused.host}?prefix=keygate: (connect ECONNREFUSED ${refused.hostname}:${refused.port}; check the profile's counters and that Redis is running)`,
     ]);
     const json = await runCli(['--json', 'check', '--config', config]);
     expect([json.code, JSON.parse(json.stdout).counters]).toMatchObject([4, { kind: 'redis', at: `redis://:***@${refused.host}`, ok: false }]);

@@ -269,7 +269,8 @@ export async function reachRedis(url: string, deadlineMs: number): Promise<Count
     const why = (error as Error).name === 'ReplyError' ? (error as Error).message : (lastError ?? (error as Error)).message;
     // Answered, and refused: the fix is in the URL's user and password, not the network.
     if (REFUSED.test(why)) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} refuses the connection: ${why} (check the user and password in the profile's counters)` };
-    return { kind: 'redis', at, ok: false, problem: `cannot reach Redis at ${at}: ${why} (check the profile's counters and that Redis is running)` };
+    // Why in the parentheses: a URL ending with its prefix's ":" (?prefix=keygate:) read "keygate::" before it.
+    return { kind: 'redis', at, ok: false, problem: `cannot reach Redis at ${at} (${why}; check the profile's counters and that Redis is running)` };
   } finally {
     client.disconnect();
   }
