@@ -158,4 +158,35 @@ describe("keygate's Redis user refused while keygate runs", () => {
     expect(await gateway.waitForLog(/Redis answers again: shared counters resume/, back)).toBe(true);
     expect(logLines().slice(before).filter((line) => line.msg.includes('Redis answers again'))).toHaveLength(1);
   });
+
+  it('readiness is still judged by the ready check: a Redis asking a password the URL does not give (NOAUTH) is not taken as ready, and said so in words', async () => {
+    const guarded = await startRedisServer(['--requirepass', 'asked-but-not-given']);
+    let other: GatewayProcess | undefined;
+    try {
+      const counters = `${guarded.url}/0?prefix=${PREFIX}`;
+      const profile: ConfigInput = {
+        name: 'redis-noauth',
+        upstream: { url: 'http://127.0.0.1:9' },
+        store: `sqlite:${path.join(dir, 'noauth.db')}`,
+        counters,
+        counterFailure: 'closed',
+        listen: { host: '127.0.0.1', port: 0 },
+        admin: { listen: { host: '127.0.0.1', port: 0 } },
+        dashboard: { enabled: false },
+        plans: { free: {} },
+        routes: [{ path: '/v1/*' }],
+      };
+      other = await startGateway(writeProfile(dir, 'noauth', profile));
+      const ready = await fetch(`${other.adminUrl}/health/ready`);
+      const health = (await ready.json()) as { reason: string };
+      expect([ready.status, health.reason]).toEqual([503, 'the counters backend (redis) refuses the connection: NOAUTH Authentication required. (counterFailure: closed)']);
+      const lines = other.output.map((line) => JSON.parse(line) as LogLine);
+      expect(lines.filter((line) => line.msg.startsWith('Redis refuses the connection'))).toEqual([
+        expect.objectContaining({ level: 40, msg: expect.stringMatching(/^Redis refuses the connection \(NOAUTH Authentication required\.\): .*; check the user and password in the profile's counters/) }),
+      ]);
+    } finally {
+      await other?.stop();
+      await guarded.kill();
+    }
+  });
 });
