@@ -96,7 +96,9 @@ describe("keygate's Redis user refused while keygate runs", () => {
     // Each of keygate's connections opens again, and ioredis's ready check asks INFO again.
     expect(Number(await admin.call('CLIENT', 'KILL', 'USER', USER))).toBeGreaterThanOrEqual(2);
     expect(await gateway.waitForLog(/Redis answers again/, before)).toBe(true);
-    expect(await eventually(async () => (await admin.call('CLIENT', 'LIST') as string).split('\n').filter((c) => c.includes(`user=${USER}`)).length >= 2)).toBe(true);
+    // The subscriber past its ready check too: subscribed again (its SUBSCRIBE goes once it is ready).
+    const resubscribed = async () => ((await admin.call('CLIENT', 'LIST')) as string).split('\n').some((c) => c.includes(`user=${USER}`) && c.includes('name=keygate-events') && c.includes('cmd=subscribe'));
+    expect(await eventually(resubscribed)).toBe(true);
     const lines = logLines();
     const info = lines.filter((line) => line.msg.includes('INFO'));
     expect(info).toEqual([
