@@ -44,4 +44,39 @@ describe('SlidingLog', () => {
     expect(log.size).toBe(3);
     expect(log.waitMs(10)).toBe(60_000 + 7 - 10);
   });
+
+  it('answers as a count of its admissions would, however many leave the window between two requests', () => {
+    // Bursts and gaps of every size: the search from where the window last started jumps
+    // over one time, a few, or all of them. A small reference is the plain list of times.
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    for (const [limit, windowMs] of [
+      [5, 100],
+      [40, 1_000],
+      [100_000, 1_000],
+      [100_000, 3_600_000],
+    ] as const) {
+      const log = new SlidingLog(limit, windowMs);
+      const admitted: number[] = [];
+      let t = 0;
+      for (let i = 0; i < 2_000; i++) {
+        t += random(4) === 0 ? random(3 * windowMs) : random(3);
+        const inWindow = admitted.filter((a) => a > t - windowMs);
+        const wait = inWindow.length < limit ? 0 : Math.max(1, (inWindow[inWindow.length - limit] as number) + windowMs - t);
+        expect(log.waitMs(t)).toBe(wait);
+        expect(log.countInWindow(t)).toBe(inWindow.length);
+        expect(log.resetMs(t)).toBe(inWindow.length === 0 ? 0 : (inWindow[0] as number) + windowMs - t);
+        if (wait === 0) {
+          log.record(t);
+          admitted.push(t);
+          const after = admitted.filter((a) => a > t - windowMs);
+          expect(log.countInWindow(t)).toBe(after.length);
+          expect(log.resetMs(t)).toBe((after[0] as number) + windowMs - t);
+        }
+      }
+    }
+  });
 });

@@ -13,6 +13,13 @@ export class SlidingLog {
   /** Admission times, oldest first; those before `start` are dropped. */
   private times: number[] = [];
   private start = 0;
+  /**
+   * The last `firstInWindow` answer and the cutoff it was for: one admission asks it four
+   * times with one `now` (its wait, its record, its count and its reset), and a window
+   * that nothing has left since then (a long one) needs no search at all.
+   */
+  private seenCutoff = Number.NaN;
+  private seenFirst = 0;
 
   constructor(
     /** Changes with the profile or an account's own limits (see `counterIds` in limits/rate-limits.ts): the times stay. */
@@ -49,14 +56,18 @@ export class SlidingLog {
   }
 
   record(now: number): void {
+    const first = this.firstInWindow(now);
     this.times.push(now);
     // Times that have left the window decide nothing any more, nor any but the newest `limit`.
-    let start = Math.max(this.firstInWindow(now), this.times.length - this.limit);
+    let start = Math.max(first, this.times.length - this.limit);
     if (start >= COMPACT_AFTER && start * 2 >= this.times.length) {
       this.times = this.times.slice(start);
       start = 0;
     }
     this.start = start;
+    // The time just added is inside the window ending at `now`: its first is where the kept times start.
+    this.seenCutoff = now - this.windowMs;
+    this.seenFirst = start;
   }
 
   /** The admissions inside the window ending at `now`, oldest first (to be saved). */
@@ -85,16 +96,34 @@ export class SlidingLog {
     return this.times.length - this.start;
   }
 
-  /** Index of the first time inside the window ending at `now`: binary search. */
+  /**
+   * Index of the first time inside the window ending at `now`, from `start` on: the one
+   * found last for the same cutoff, else a search that gallops from `start` (the times
+   * that left since the last admission are few) and ends as a binary search.
+   */
   private firstInWindow(now: number): number {
     const cutoff = now - this.windowMs;
+    if (cutoff === this.seenCutoff) return this.seenFirst;
+    const times = this.times;
     let lo = this.start;
-    let hi = this.times.length;
+    let hi = times.length;
+    if (lo < hi && (times[lo] as number) <= cutoff) {
+      // times[lo] has left: look at lo + 1, + 2, + 4, ... until one has not (or the end).
+      let step = 1;
+      while (lo + step < hi && (times[lo + step] as number) <= cutoff) {
+        lo += step;
+        step *= 2;
+      }
+      hi = Math.min(hi, lo + step);
+      lo += 1;
+    }
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.times[mid] as number) > cutoff) hi = mid;
+      if ((times[mid] as number) > cutoff) hi = mid;
       else lo = mid + 1;
     }
+    this.seenCutoff = cutoff;
+    this.seenFirst = lo;
     return lo;
   }
 }
