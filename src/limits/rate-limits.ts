@@ -33,6 +33,8 @@ export interface RateLimitPlan {
   windowsByKey: Map<string, { accountId: string; windows: readonly WindowSpec[] }>;
   /** Kong's header pairs (kong-headers.ts), made the first time a profile asks for them. */
   kongPairs?: ReturnType<typeof kongPairs>;
+  /** Each window's part of the RateLimit value before its `r`: `"5-per-1s";r=`, then `, "1000-per-1h";r=` (made once, see rateLimitHeaders). */
+  stateParts?: string[];
 }
 
 /** Keys whose windows a plan/route pair keeps at most (they are rebuilt when dropped). */
@@ -197,9 +199,27 @@ export function rateLimitHeader(windows: readonly WindowState[]): string | undef
 }
 
 export function rateLimitHeaders(plan: RateLimitPlan, windows: readonly WindowState[]): Record<string, string> {
-  const value = rateLimitHeader(windows);
+  const value = planStateHeader(plan, windows) ?? rateLimitHeader(windows);
   if (!plan.policyHeader || value === undefined) return {};
   return { 'ratelimit-policy': plan.policyHeader, ratelimit: value };
+}
+
+/**
+ * rateLimitHeader's value for the plan's own windows (each named as its template, in
+ * order: what the counters answer), from parts made once per plan: a request's value is
+ * then its numbers and the parts between them. Undefined for any other list.
+ */
+function planStateHeader(plan: RateLimitPlan, windows: readonly WindowState[]): string | undefined {
+  const templates = plan.templates;
+  if (windows.length === 0 || windows.length !== templates.length) return undefined;
+  const parts = (plan.stateParts ??= templates.map((t, i) => `${i === 0 ? '' : ', '}"${t.name}";r=`));
+  let value = '';
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i] as WindowState;
+    if (w.name !== (templates[i] as WindowTemplate).name) return undefined;
+    value += (parts[i] as string) + w.remaining + ';t=' + Math.ceil(w.resetMs / 1000);
+  }
+  return value;
 }
 
 /** The rate-limit fields of one answer: the windows' current state, as `rateLimitHeaders` says. */
