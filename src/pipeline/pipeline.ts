@@ -342,7 +342,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const { rateLimits } = judged;
     const admit: AdmitRequest = { now, windows: judged.windows };
     if (judged.block) admit.block = judged.block;
-    const charge = chargeFor(judged.route, identity, request.method, request.url, now);
+    const kept = judged.charge;
+    const charge = kept !== undefined && now >= kept.startsAt && now < kept.endsAt ? kept.spec : chargeFor(judged, identity, request.method, request.url, now);
     if (charge instanceof UnreadableRecords) return refuse(deny('invalid_parameter', charge.parameter === undefined ? {} : { fill: { parameter: charge.parameter } }), identity);
     if (charge) admit.charge = charge;
     // 6 (before the counters). The account's requests in flight in this process →
@@ -426,7 +427,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { meter: charge.meter, limit: String(charge.limit), resets: isoDay(currentPeriod(period, now).endsAt) };
   }
 
-  function chargeFor(route: RouteMatch, identity: Identity, method: string, url: string, now: number): ChargeSpec | UnreadableRecords | undefined {
+  /**
+   * What the request is charged. A flat (per-request) cost's charge depends on nothing of
+   * the request but the meter's period: it is kept with `judged` until the period ends.
+   */
+  function chargeFor(judged: Judged, identity: Identity, method: string, url: string, now: number): ChargeSpec | UnreadableRecords | undefined {
+    const route = judged.route;
     if (route.kind !== 'proxy' || !route.route.cost) return undefined;
     const cost = route.route.cost;
     const amount = reserveAmount(cost, method, url);
@@ -437,10 +443,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const limit = meter?.limit ?? 0;
     const overage = meter ? overageAllowed(identity.plan, cost.meter, identity.account) : false;
     const untilZero = !overage && meter?.admit === 'untilZero';
-    return {
+    const period = currentPeriod(meter?.period ?? 'month', now);
+    const spec: ChargeSpec = {
       accountId: identity.account.id,
       meter: cost.meter,
-      periodStart: currentPeriod(meter?.period ?? 'month', now).start,
+      periodStart: period.start,
       amount,
       limit,
       overage,
@@ -449,6 +456,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // (but for the request that reaches zero, which the counters reserve, capped).
       final: cost.perRequest !== undefined,
     };
+    // Shared by the key's requests on this route in this period: the counters only read it.
+    if (cost.perRequest !== undefined) judged.charge = { spec, startsAt: period.startsAt, endsAt: period.endsAt };
+    return spec;
   }
 
   /**
@@ -486,4 +496,7 @@ class Judged {
     readonly windows: readonly WindowSpec[],
     readonly block: AdmitRequest['block'],
   ) {}
+
+  /** The route's flat charge for the meter's current period (see chargeFor), once made. */
+  charge: { spec: ChargeSpec; startsAt: number; endsAt: number } | undefined = undefined;
 }
