@@ -322,7 +322,12 @@ export class ScriptBatcher {
       if (commands.length === 1) {
         // One command (the usual batch): sent as it is, without a pipeline's bookkeeping.
         const { batched, keys, args } = commands[0] as (typeof commands)[0];
-        results = [await (this.client.sendCommand(evalsha(this.client, batched.script.sha, keys, args)) as Promise<unknown>).then((reply): [null, unknown] => [null, reply], (error: Error): [Error, unknown] => [error, undefined])];
+        const sent = this.client.sendCommand(evalsha(this.client, batched.script.sha, keys, args)) as Promise<unknown>;
+        try {
+          results = [[null, await sent]];
+        } catch (error) {
+          results = [[error as Error, undefined]];
+        }
       } else {
         // A Pipeline, though typed as the commands' chain only.
         const pipeline = this.client.pipeline() as unknown as Pipeline;
@@ -334,36 +339,27 @@ export class ScriptBatcher {
     }
     this.roundTrips.count += 1;
     this.roundTrips.seconds += (performance.now() - sentAt) / 1000;
-    const answers = await Promise.all(
-      commands.map(async ({ batched, entries, keys, args, batchId }, i) => {
-        let [error, replies] = results ? (results[i] ?? [new Error('no reply'), undefined]) : [failure, undefined];
-        // Redis restarted and forgot the script: this command goes again, with EVAL.
-        if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
-          try {
-            [error, replies] = [null, await batched.script.run(this.client, keys, args)];
-          } catch (retried) {
-            error = retried;
-          }
-        }
-        if (!error && (!Array.isArray(replies) || replies.length !== entries.length)) {
-          error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${entries.length} entries`);
-        }
-        return { batched, entries, error, replies: replies as unknown[], batchId };
-      }),
-    );
+    // The usual batch, one command answered, is handed out at once; a command that must go
+    // again (NOSCRIPT) or several are waited for together.
+    const answers =
+      commands.length === 1
+        ? [await answerOf(commands[0] as (typeof commands)[0], results ? results[0] : undefined, failure, this.client)]
+        : await Promise.all(commands.map((command, i) => answerOf(command, results ? results[i] : undefined, failure, this.client)));
     batch.done = true;
     clearTimeout(batch.deadline);
     for (const { batched, entries, error, replies, batchId } of answers) {
       const givenUp = batch.expired && batched.deadlineMs !== undefined;
-      entries.forEach((entry, j) => {
-        entry.calls.forEach((call, index) => {
+      for (let j = 0; j < entries.length; j++) {
+        const calls = (entries[j] as Entry).calls;
+        for (let index = 0; index < calls.length; index++) {
+          const call = calls[index] as BatchCall;
           if (error) {
             if (!givenUp) call.reject(error, batchId);
             call.lost?.(batchId, j);
           } else if (givenUp) call.late?.({ reply: replies[j], index });
           else call.resolve({ reply: replies[j], index });
-        });
-      });
+        }
+      }
       batched.answered?.(batchId, error);
     }
   }
@@ -390,6 +386,43 @@ function evalsha(client: Redis, sha: string, keys: readonly string[], args: read
   for (const arg of args) all.push(typeof arg === 'string' ? arg : String(arg));
   command.args = all;
   return command;
+}
+
+/** One command of a batch as it was sent, and what Redis answered to it. */
+interface CommandAnswer {
+  batched: BatchedScript;
+  entries: Entry[];
+  error: unknown;
+  replies: unknown[];
+  batchId: string;
+}
+
+/**
+ * A command's answer (`result`, or `failure` for the whole batch; neither: no reply): a
+ * promise only when Redis had forgotten the script and the command goes again, with EVAL.
+ */
+function answerOf(
+  { batched, entries, keys, args, batchId }: { batched: BatchedScript; entries: Entry[]; keys: string[]; args: string[]; batchId: string },
+  result: [Error | null, unknown] | undefined,
+  failure: unknown,
+  client: Redis,
+): CommandAnswer | Promise<CommandAnswer> {
+  const [error, replies] = result ?? (failure === undefined ? [new Error('no reply'), undefined] : [failure, undefined]);
+  if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+    return batched.script.run(client, keys, args).then(
+      (again) => checkedAnswer(batched, entries, null, again, batchId),
+      (retried: unknown) => checkedAnswer(batched, entries, retried, undefined, batchId),
+    );
+  }
+  return checkedAnswer(batched, entries, error, replies, batchId);
+}
+
+/** An answer with one reply per entry, else an error that says how many came. */
+function checkedAnswer(batched: BatchedScript, entries: Entry[], error: unknown, replies: unknown, batchId: string): CommandAnswer {
+  if (!error && (!Array.isArray(replies) || replies.length !== entries.length)) {
+    error = new Error(`the batch script answered ${Array.isArray(replies) ? replies.length : typeof replies} replies for ${entries.length} entries`);
+  }
+  return { batched, entries, error, replies: replies as unknown[], batchId };
 }
 
 /** A batch id's connection and its place on it (see ScriptBatcher.connection). */
