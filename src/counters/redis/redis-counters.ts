@@ -42,6 +42,8 @@
  *   soon as it answers.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+// Imported: the global `performance` is a getter, read on every admission (usable()).
+import { performance } from 'node:perf_hooks';
 import { ReplyError, type Redis } from 'ioredis';
 import {
   CountersRefusedError,
