@@ -1037,6 +1037,33 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(failed.msg).toContain(expected);
   });
 
+  it('a store or counters URL whose user or password has a "%" that begins no escape: check and serve name the field and the fix, never the password, and serve makes no store', async () => {
+    // The drivers unescape the user and password: one that cannot be unescaped stopped
+    // start-up with "URI malformed", naming nothing, after the store's migrations had run.
+    const bare = 'the password has a "%" not followed by two hex digits; write a "%" in it as %25';
+    const notUtf8 = 'the password\'s %-escapes do not spell UTF-8 text; write a "%" in it as %25, and any other character as the %-escapes of its UTF-8 bytes';
+    const cases: [string, Record<string, string>, string][] = [
+      ['counters-percent', { counters: 'redis://:s3cret100%@127.0.0.1:6379' }, `counters: ${bare}`],
+      ['counters-user-percent', { counters: 'redis://kg%zz:s3cret@127.0.0.1:6379' }, 'counters: the user has a "%" not followed by two hex digits; write a "%" in it as %25'],
+      ['store-percent', { store: 'postgres://u:s3cret50%@127.0.0.1/db' }, `store: ${bare}`],
+      ['store-not-utf8', { store: 'postgres://u:s3cret%FF@127.0.0.1/db' }, `store: ${notUtf8}`],
+    ];
+    for (const [name, fields, expected] of cases) {
+      const folder = path.join(dir, name);
+      mkdirSync(folder, { recursive: true });
+      const file = path.join(folder, 'keygate.yaml');
+      const sqlite = path.join(folder, 'keygate.db');
+      writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: `sqlite:${sqlite}`, ...fields }));
+      const checked = await runCli(['check', '--config', file]);
+      expect([checked.code, checked.stdout, checked.stderr]).toEqual([2, '', `${file}: invalid configuration\n  - ${expected}\n`]);
+      const failed = startFailure(await runCli(['serve', '--config', file]));
+      expect([failed.code, failed.stderr, failed.problems]).toEqual([2, '', [expected]]);
+      expect(failed.msg).toBe(`keygate could not start: ${file}: invalid configuration: ${expected}`);
+      expect(`${checked.stderr}${failed.msg}`).not.toContain('s3cret');
+      expect(existsSync(sqlite)).toBe(false);
+    }
+  });
+
   it('a field written at the level of the empty section above it: check and serve say to indent it under that section', async () => {
     const file = path.join(dir, 'not-indented.yaml');
     writeFileSync(file, 'upstream:\nurl: http://127.0.0.1:1\n');

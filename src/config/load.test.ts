@@ -407,6 +407,25 @@ describe('keygate.yaml validation', () => {
     expect(parseConfigText('upstream: {url: "http://a"}\nstore: postgres://k@db:5432/k\ncounters: "redis://cache:6379/0?prefix=kg:"\n').counters).toBe('redis://cache:6379/0?prefix=kg:');
   });
 
+  it('refuses a store or counters URL whose user, password or database name has a "%" the drivers cannot unescape, naming the part and never its text', () => {
+    const bare = (part: string) => `the ${part} has a "%" not followed by two hex digits; write a "%" in it as %25`;
+    const notUtf8 = (part: string) => `the ${part}'s %-escapes do not spell UTF-8 text; write a "%" in it as %25, and any other character as the %-escapes of its UTF-8 bytes`;
+    const counters = (url: string) => problems(`upstream: {url: "http://a"}\ncounters: "${url}"\n`);
+    const store = (url: string) => problems(`upstream: {url: "http://a"}\nstore: "${url}"\n`);
+    expect(counters('redis://:100%@127.0.0.1:6379')).toEqual([`counters: ${bare('password')}`]);
+    expect(counters('redis://:p%4@127.0.0.1:6379')).toEqual([`counters: ${bare('password')}`]);
+    expect(counters('redis://kg%:pw@127.0.0.1:6379')).toEqual([`counters: ${bare('user')}`]);
+    expect(counters('redis://:p%C3@127.0.0.1:6379')).toEqual([`counters: ${notUtf8('password')}`]);
+    expect(store('postgres://u:50%@127.0.0.1/db')).toEqual([`store: ${bare('password')}`]);
+    expect(store('postgres://u:p%FF@127.0.0.1/db')).toEqual([`store: ${notUtf8('password')}`]);
+    expect(store('postgres://u:pw@127.0.0.1/d%FF')).toEqual([`store: ${notUtf8('database name')}`]);
+    // Escapes that can be read, and a "%" outside the user and password (a query's value is read leniently), are taken.
+    for (const fine of ['redis://:100%25@127.0.0.1:6379', 'redis://k%C3%A9:p%2F@127.0.0.1:6379', 'redis://127.0.0.1:6379?password=100%25']) {
+      expect(parseConfigText(`upstream: {url: "http://a"}\ncounters: "${fine}"\n`).counters).toBe(fine);
+    }
+    expect(parseConfigText('upstream: {url: "http://a"}\nstore: "postgres://u:50%25@127.0.0.1/my%20db"\n').store).toBe('postgres://u:50%25@127.0.0.1/my%20db');
+  });
+
   it("refuses a Redis database that is not one: Redis would count this process's windows in database 0, or the process would crash connecting", () => {
     const counters = (url: string) => problems(`upstream: {url: "http://a"}\ncounters: "${url}"\n`);
     const notOne = (db: string) => [`counters: the database must be a number from 0 to 15 (Redis has 16 unless configured otherwise), got "${db}"`];

@@ -659,6 +659,44 @@ function isStoreUrl(url: string): boolean {
   return URL.canParse(url);
 }
 
+function checkStoreUrl(url: string, ctx: z.RefinementCtx): void {
+  if (!isStoreUrl(url)) {
+    ctx.addIssue({ code: 'custom', message: 'expected "sqlite:<file>" or "postgres://user:password@host:port/database"' });
+    return;
+  }
+  if (url.startsWith('sqlite:')) return;
+  const parsed = new URL(url);
+  checkEscapes(ctx, [
+    ['user', parsed.username],
+    ['password', parsed.password],
+    ['database name', parsed.pathname.slice(1)],
+  ]);
+}
+
+/** A `%` that does not begin an escape (`%` and two hex digits). */
+const BARE_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+
+/**
+ * Refuses a URL part whose %-escapes cannot be read: the drivers unescape the user and
+ * password (and PostgreSQL's the database name), and one that cannot be would stop start-up
+ * with "URI malformed", naming no field, after the store's migrations (or read a bare `%`
+ * one way and the escapes beside it another). The part itself is never said: it may be a
+ * password.
+ */
+function checkEscapes(ctx: z.RefinementCtx, parts: [name: string, text: string][]): void {
+  for (const [name, text] of parts) {
+    if (BARE_PERCENT.test(text)) {
+      ctx.addIssue({ code: 'custom', message: `the ${name} has a "%" not followed by two hex digits; write a "%" in it as %25` });
+      continue;
+    }
+    try {
+      decodeURIComponent(text);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `the ${name}'s %-escapes do not spell UTF-8 text; write a "%" in it as %25, and any other character as the %-escapes of its UTF-8 bytes` });
+    }
+  }
+}
+
 /**
  * Query parameters a counters URL may carry: keygate's `prefix`, and the connection
  * settings ioredis reads from a URL (not its other options: keygate sets those).
@@ -671,10 +709,15 @@ function checkCountersUrl(url: string, ctx: z.RefinementCtx): void {
     ctx.addIssue({ code: 'custom', message: 'expected "memory" or "redis://host:port[/db][?prefix=...]"' });
     return;
   }
+  const parsed = new URL(url);
+  // As ioredis reads them, unescaped (and keygate check's AUTH).
+  checkEscapes(ctx, [
+    ['user', parsed.username],
+    ['password', parsed.password],
+  ]);
   // A mistyped parameter (`?prefx=`) would otherwise be dropped, and the shared default
   // prefix used: another deployment's counters and revocation channel.
   // Nor is one given twice read as either: which was meant cannot be known.
-  const parsed = new URL(url);
   const seen = new Set<string>();
   for (const name of parsed.searchParams.keys()) {
     if (!REDIS_URL_PARAMS.includes(name)) ctx.addIssue({ code: 'custom', message: `unknown parameter "${name}"; a counters URL takes ${REDIS_URL_PARAMS.join(', ')}` });
@@ -794,7 +837,7 @@ const profileSections = z
     store: z
       .string()
       .default('sqlite:./data/keygate.db')
-      .refine(isStoreUrl, { message: 'expected "sqlite:<file>" or "postgres://user:password@host:port/database"' })
+      .superRefine(checkStoreUrl)
       .describe('sqlite:<file> (relative to the working directory) or postgres://...'),
     counters: z
       .string()
