@@ -18,7 +18,7 @@ import { takeSighup } from './early-sighup.js';
 import { KeygateCommand } from './parse-errors.js';
 import { StoreWriteError } from '../store/write-refusal.js';
 import { CountersRefusedError, CountersUnavailableError } from '../counters/counters.js';
-import { REFUSAL_FIX } from '../counters/redis/refusal.js';
+import { REFUSAL_FIX, refusedConnection } from '../counters/redis/refusal.js';
 import { auditEventOut } from '../operations/audit.js';
 import { blockText, meterAllowance, planOut, windowText } from '../operations/plans.js';
 import { cursorOf, placeOf } from '../operations/cursor.js';
@@ -898,10 +898,11 @@ export function buildCli(): Command {
         const list = pageEnd(await rt.store.listKeys({ ...(opts.account ? { accountId: opts.account } : {}), ...pageOf(opts) }), opts, json);
         const now = rt.clock();
         const blocked = await ops.blockedUntilOf(rt, list);
+        const away = blocked === undefined ? countersAway(rt, json) : undefined;
         const replacements = json ? undefined : await replacementsOf(rt, list, opts.limit !== undefined || opts.after !== undefined);
         print(json, list.map((k) => ops.keyOut(k, now, blocked)), () =>
           table(
-            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt === null ? '-' : keyEnd(k.expiresAt, now), rotation: rotationText(k, replacements?.get(k.id)) })),
+            list.map((k) => ({ id: k.id, name: k.name, key: k.hint, account: k.accountId, mode: k.mode, scopes: k.scopes, rateLimits: keyWindowsText(k.rateLimits), status: printedStatus(k, now, blocked, away), created: when(k.createdAt), lastUsed: when(k.lastUsedAt), expires: k.expiresAt === null ? '-' : keyEnd(k.expiresAt, now), rotation: rotationText(k, replacements?.get(k.id)) })),
             // Last, and empty where a key was neither rotated nor rotated to: a line of a key without one ends as before.
             ['id', 'name', 'key', 'account', 'mode', 'scopes', 'rateLimits', 'status', 'created', 'lastUsed', 'expires', 'rotation'],
           ),
@@ -916,13 +917,14 @@ export function buildCli(): Command {
         const key = await ops.getKey(rt, id);
         const now = rt.clock();
         const blocked = await ops.blockedUntilOf(rt, [key]);
+        const away = blocked === undefined ? countersAway(rt, json) : undefined;
         print(json, ops.keyOut(key, now, blocked), () =>
           fields(
             {
               ...key,
               key: key.hint,
               account: key.accountId,
-              status: printedStatus(key, now, blocked),
+              status: printedStatus(key, now, blocked, away),
               created: when(key.createdAt),
               lastUsed: when(key.lastUsedAt),
               expires: key.expiresAt === null ? '-' : keyEnd(key.expiresAt, now),
@@ -1255,13 +1257,25 @@ function rotationText(key: KeyRecord, replacedBy: readonly string[] | undefined)
 }
 
 /**
- * A key's status as the human output prints it: with when its block ends, or, where the
- * counters cannot be asked (`blocked` undefined: Redis away), that a key that would work
- * may be blocked, rather than "active" alone.
+ * Why the counters could not say which keys are blocked, as a key's status says it: Redis
+ * refusing keygate's user (WRONGPASS, NOAUTH: its words and the fix said once on stderr, a
+ * fix in the profile or the ACL, not the network), else Redis that cannot be reached.
  */
-function printedStatus(key: KeyRecord, now: number, blocked: ReadonlyMap<string, number> | undefined): string {
+function countersAway(rt: Runtime, json: boolean | undefined): string {
+  const refusal = rt.counters.refusal?.();
+  if (refusal === undefined) return 'Redis is unreachable';
+  warn(json, `${refusedConnection(refusal)}: whether a key is blocked is not known; ${REFUSAL_FIX}`);
+  return 'Redis refuses the connection';
+}
+
+/**
+ * A key's status as the human output prints it: with when its block ends, or, where the
+ * counters cannot be asked (`blocked` undefined: Redis away, `away` saying why), that a key
+ * that would work may be blocked, rather than "active" alone.
+ */
+function printedStatus(key: KeyRecord, now: number, blocked: ReadonlyMap<string, number> | undefined, away = 'Redis is unreachable'): string {
   const status = ops.keyStatus(key, now);
-  if (blocked === undefined) return status === 'active' || status === 'expiring' ? `${status} (blocked or not: Redis is unreachable)` : status;
+  if (blocked === undefined) return status === 'active' || status === 'expiring' ? `${status} (blocked or not: ${away})` : status;
   const ends = blocked.get(key.id);
   return ends === undefined ? status : `${status}, blocked until ${until(ends)}`;
 }

@@ -138,7 +138,18 @@ describe("keygate's Redis user refused while keygate runs", () => {
       1,
       `error: the block of key ${keyId} was not lifted: Redis at ${shown} refuses the connection (${WRONGPASS}), and blocks are kept there. Nothing was changed; ${FIX}, then try again\n`,
     ]);
-    expect(usage.stderr + unblocked.stderr + gateway.output.join('\n')).not.toContain(SECRET);
+    // Whether the key is blocked cannot be asked: said as a refusal, once, with the fix, not "Redis is unreachable".
+    const keyShown = await cli('keys', 'show', keyId);
+    const notKnown = `Redis refuses the connection (${WRONGPASS}): whether a key is blocked is not known; ${FIX}`;
+    expect([keyShown.code, keyShown.stderr]).toEqual([0, `warning: ${notKnown}\n`]);
+    expect(keyShown.stdout).toMatch(/^status +active \(blocked or not: Redis refuses the connection\)$/m);
+    const listed = await cli('keys', 'list');
+    expect([listed.code, listed.stderr]).toEqual([0, `warning: ${notKnown}\n`]);
+    expect(listed.stdout).toContain('active (blocked or not: Redis refuses the connection)');
+    const listedJson = await cli('keys', 'list', '--json');
+    expect([listedJson.code, JSON.parse(listedJson.stderr)]).toEqual([0, { warning: notKnown }]);
+    expect((JSON.parse(listedJson.stdout) as object[])[0]).not.toHaveProperty('blockedUntil');
+    expect(usage.stderr + unblocked.stderr + keyShown.stdout + keyShown.stderr + listed.stdout + listed.stderr + gateway.output.join('\n')).not.toContain(SECRET);
 
     // Its password changed instead (the user on again): the same refusal, not said again.
     await admin.call('ACL', 'SETUSER', USER, 'on', 'resetpass', '>another-secret');
