@@ -531,7 +531,7 @@ describe('keygate check: Redis counters', () => {
       return [r.code, r.stdout.split('\n')[3]];
     };
     const shown = (user: string) => `redis://${user}:***@127.0.0.1:${redis.port}/0?prefix=${prefix}`;
-    const rights = 'the user needs keys ~kgcheck:*, the channel &kgcheck:cache and scripting (EVAL, EVALSHA): docs/scale-out.md#a-redis-user-for-keygate';
+    const rights = 'the user needs keys ~kgcheck:*, the channel &kgcheck:cache and the commands CLIENT SETNAME, DEL, EVAL, EVALSHA, EXEC, EXISTS, GET, HDEL, HGET, HINCRBYFLOAT, HMGET, HSET, HSETNX, LINDEX, LPOP, MULTI, PEXPIRE, PING, PTTL, PUBLISH, RPUSH, SADD, SELECT, SET, SREM, SRANDMEMBER, SUBSCRIBE, ZADD, ZCARD, ZRANGE, ZRANGEBYSCORE, ZREM, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZSCORE, which +@all -@dangerous allows: docs/scale-out.md#a-redis-user-for-keygate';
     try {
       acl('otherkeys', 'on', `>${SECRET}`, 'resetkeys', '~elsewhere:*', 'resetchannels', '&kgcheck:*', '+@all');
       expect(await checked('otherkeys')).toEqual([
@@ -560,6 +560,50 @@ describe('keygate check: Redis counters', () => {
       expect(keys.stdout).toBe('');
     } finally {
       await redis.kill();
+    }
+  });
+
+  it("says an error of Redis's own state after PING (LOADING) as one that passes, and what serve does meanwhile as counterFailure says, not always a refusal", async () => {
+    // A loopback server speaking Redis's protocol: PONG to PING, +OK to the connection's
+    // name, and to the check's script what a Redis loading its data after a restart answers.
+    const loading = 'LOADING Redis is loading the dataset in memory';
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      let pending = '';
+      socket.on('data', (data: Buffer) => {
+        pending += data.toString('latin1');
+        // One reply per command (an array of bulk strings: `*N`, then `$len` and the word).
+        for (let match = /^\*(\d+)\r\n/.exec(pending); match; match = /^\*(\d+)\r\n/.exec(pending)) {
+          const words: string[] = [];
+          let at = match[0].length;
+          for (let i = 0; i < Number(match[1]); i++) {
+            const head = /^\$(\d+)\r\n/.exec(pending.slice(at));
+            if (!head || pending.length < at + head[0].length + Number(head[1]) + 2) return;
+            words.push(pending.slice(at + head[0].length, at + head[0].length + Number(head[1])));
+            at += head[0].length + Number(head[1]) + 2;
+          }
+          pending = pending.slice(at);
+          const command = (words[0] ?? '').toUpperCase();
+          socket.write(command === 'PING' ? '+PONG\r\n' : command === 'CLIENT' ? '+OK\r\n' : `-${loading}\r\n`);
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `redis://127.0.0.1:${(server.address() as AddressInfo).port}/0?prefix=kgcheck:`;
+      const state = "an error of Redis's own state, not of the user's rights: LOADING, BUSY, MISCONF and OOM pass once Redis has loaded its data, ended its script, saved again or has memory again";
+      const said: Record<string, string> = {
+        closed: `${state}; until it does, keygate serve refuses requests with a rate limit, block policy or cost (service_unavailable; counterFailure: closed)`,
+        open: `${state}; until it does, keygate serve admits requests with a rate limit, block policy or cost on per-process limits (counterFailure: open)`,
+      };
+      for (const counterFailure of ['closed', 'open']) {
+        const file = path.join(dir, `redis-loading-${counterFailure}.yaml`);
+        writeFileSync(file, stringify({ upstream: { url: UPSTREAM }, store: `sqlite:${path.join(dir, 'redis-loading.db')}`, counters: url, counterFailure }));
+        const r = await runCli(['check', '--config', file]);
+        expect([r.code, r.stdout.split('\n')[3]]).toEqual([4, `counters: Redis at ${url} answers PING, but refuses what keygate serve asks of it: ${loading} (${said[counterFailure]})`]);
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 

@@ -619,7 +619,7 @@ export function buildCli(): Command {
       // Whether the listeners can be opened too (not --offline: a CI job's machine is not where serve runs), beside the backends.
       const [reached, taken] = reach
         ? await Promise.all([
-            reach.reachBackends({ store: profile.store, counters: profile.counters, ...(upstream ? { upstream } : {}) }),
+            reach.reachBackends({ store: profile.store, counters: profile.counters, counterFailure: profile.counterFailure, ...(upstream ? { upstream } : {}) }),
             import('../operations/listen-ports.js').then((ports) => ports.blockedListeners(profile, plan.servable ? plan.listeners : []).then((list) => list.map(ports.describeBlockedListener))),
           ])
         : [undefined, []];

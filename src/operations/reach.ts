@@ -75,6 +75,8 @@ export interface BackendsReached {
 export interface Backends {
   store: Config['store'];
   counters: Config['counters'];
+  /** What serve does while Redis answers with an error, said where it does (keygate check). */
+  counterFailure?: Config['counterFailure'];
   upstream?: { url: string; spawn?: readonly string[] | undefined };
 }
 
@@ -82,7 +84,7 @@ export interface Backends {
 export async function reachBackends(backends: Backends, deadlineMs = REACH_DEADLINE_MS): Promise<BackendsReached> {
   const [store, counters, upstream] = await Promise.all([
     reachStoreOf(backends.store, deadlineMs),
-    backends.counters === 'memory' ? undefined : reachRedis(backends.counters, deadlineMs),
+    backends.counters === 'memory' ? undefined : reachRedis(backends.counters, deadlineMs, backends.counterFailure),
     backends.upstream === undefined ? undefined : reachUpstream(backends.upstream, deadlineMs),
   ]);
   return { store, ...(counters ? { counters } : {}), ...(upstream ? { upstream } : {}), ok: store.ok && (counters?.ok ?? true) && (upstream?.ok ?? true) };
@@ -186,13 +188,44 @@ const TRY_SCRIPT = "return redis.call('PEXPIRE', KEYS[1], 1)";
 const INFO_REFUSED =
   'it refuses INFO to this user: keygate serves all the same, but cannot tell a Redis still loading its data after a restart from a ready one, and says so once in its log (allow +info)';
 
+/**
+ * The commands keygate serve sends with the URL's user, as counters/redis/ sends them (an
+ * ACL checks each command a script calls as well as the script's own EVALSHA): its scripts
+ * (EVALSHA, EVAL where Redis lacks one) and what they call (scripts.ts), the reads, writes
+ * and transactions it sends outside them (redis-counters.ts), the channel's, on connecting
+ * the connection's name (SELECT too, for a database other than 0; INFO, the ready check's,
+ * is warned of apart), and the start-up try's PING (this module's, as keygate check's).
+ */
+export const SERVE_COMMANDS = [
+  'CLIENT SETNAME', 'DEL', 'EVAL', 'EVALSHA', 'EXEC', 'EXISTS', 'GET', 'HDEL', 'HGET', 'HINCRBYFLOAT', 'HMGET', 'HSET', 'HSETNX', 'LINDEX', 'LPOP', 'MULTI', 'PEXPIRE', 'PING',
+  'PTTL', 'PUBLISH', 'RPUSH', 'SADD', 'SELECT', 'SET', 'SREM', 'SRANDMEMBER', 'SUBSCRIBE', 'ZADD', 'ZCARD', 'ZRANGE', 'ZRANGEBYSCORE', 'ZREM', 'ZREMRANGEBYRANK', 'ZREMRANGEBYSCORE', 'ZSCORE',
+];
+
 /** The rights keygate serve needs of the URL's user, as a Redis ACL names them. */
 function aclRights(prefix: string, channel: string): string {
-  return `the user needs keys ~${prefix}*, the channel &${channel} and scripting (EVAL, EVALSHA): docs/scale-out.md#a-redis-user-for-keygate`;
+  return `the user needs keys ~${prefix}*, the channel &${channel} and the commands ${SERVE_COMMANDS.join(', ')}, which +@all -@dangerous allows: docs/scale-out.md#a-redis-user-for-keygate`;
 }
 
-/** Tries Redis counters as `keygate check` does (PING, then what serve asks of the URL's user); also serve's start-up try. */
-export async function reachRedis(url: string, deadlineMs: number): Promise<CountersReached> {
+/**
+ * An error Redis answers of its own state rather than the user's rights (LOADING, BUSY,
+ * MISCONF, OOM, …): most pass. What serve does meanwhile, where `counterFailure` is given
+ * (keygate check; serve says it itself after the line).
+ */
+function stateHint(counterFailure: Config['counterFailure'] | undefined): string {
+  const state = "an error of Redis's own state, not of the user's rights: LOADING, BUSY, MISCONF and OOM pass once Redis has loaded its data, ended its script, saved again or has memory again";
+  if (counterFailure === undefined) return state;
+  const meanwhile =
+    counterFailure === 'open'
+      ? 'keygate serve admits requests with a rate limit, block policy or cost on per-process limits (counterFailure: open)'
+      : 'keygate serve refuses requests with a rate limit, block policy or cost (service_unavailable; counterFailure: closed)';
+  return `${state}; until it does, ${meanwhile}`;
+}
+
+/**
+ * Tries Redis counters as `keygate check` does (PING, then what serve asks of the URL's
+ * user); also serve's start-up try. `counterFailure`: said with an error of Redis's state.
+ */
+export async function reachRedis(url: string, deadlineMs: number, counterFailure?: Config['counterFailure']): Promise<CountersReached> {
   const at = redactUrl(url);
   const [{ Redis }, { parseRedisUrl }, { cacheChannel }] = await Promise.all([
     import('ioredis'),
@@ -263,7 +296,7 @@ export async function reachRedis(url: string, deadlineMs: number): Promise<Count
     if (answered && (error as Error).name === 'ReplyError') {
       const refusal = (error as Error).message;
       // NOPERM: the user's ACL; READONLY: a replica, which takes no admission.
-      const hint = /^NOPERM\b/.test(refusal) ? aclRights(prefix, channel) : /^READONLY\b/.test(refusal) ? 'a replica: name the primary in the profile\'s counters' : 'keygate serve would refuse requests with a rate limit or cost';
+      const hint = /^NOPERM\b/.test(refusal) ? aclRights(prefix, channel) : /^READONLY\b/.test(refusal) ? 'a replica: name the primary in the profile\'s counters' : stateHint(counterFailure);
       return { kind: 'redis', at, ok: false, answersPing: true, problem: `Redis at ${at} answers PING, but refuses what keygate serve asks of it: ${refusal} (${hint})` };
     }
     const why = (error as Error).name === 'ReplyError' ? (error as Error).message : (lastError ?? (error as Error)).message;
