@@ -543,6 +543,13 @@ describe('keygate check: Redis counters', () => {
         4,
         `counters: Redis at ${shown('noscripts')} answers PING, but refuses what keygate serve asks of it: NOPERM this user has no permissions to run the 'eval' command (${rights})`,
       ]);
+      // A command the check's script calls refused (Redis 7.0 says it as ERR, not NOPERM): the user's rights too.
+      acl('nopexpire', 'on', `>${SECRET}`, 'resetkeys', '~kgcheck:*', 'resetchannels', '&kgcheck:*', '+@all', '-pexpire');
+      const [code, line] = await checked('nopexpire');
+      expect([code, String(line).replace(/ script: \w+, on @user_script:\d+\./, '')]).toEqual([
+        4,
+        `counters: Redis at ${shown('nopexpire')} answers PING, but refuses what keygate serve asks of it: ERR The user executing the script can't run this command or subcommand (${rights})`,
+      ]);
       acl('nochannel', 'on', `>${SECRET}`, 'resetkeys', '~kgcheck:*', 'resetchannels', '+@all');
       expect(await checked('nochannel')).toEqual([
         4,

@@ -206,6 +206,9 @@ function aclRights(prefix: string, channel: string): string {
   return `the user needs keys ~${prefix}*, the channel &${channel} and the commands ${SERVE_COMMANDS.join(', ')}, which +@all -@dangerous allows: docs/scale-out.md#a-redis-user-for-keygate`;
 }
 
+/** Redis refusing a command by the user's ACL: itself, or one a script calls (Redis 7.0 says that as ERR). */
+const ACL_REFUSAL = /^NOPERM\b|^ERR The user executing the script can't/;
+
 /**
  * An error Redis answers of its own state rather than the user's rights (LOADING, BUSY,
  * MISCONF, OOM, …): most pass. What serve does meanwhile, where `counterFailure` is given
@@ -295,8 +298,8 @@ export async function reachRedis(url: string, deadlineMs: number, counterFailure
     if (error instanceof DeadlineError) return { kind: 'redis', at, ok: false, problem: `Redis at ${at} did not answer within ${deadlineMs / 1000} s (check the profile's counters and that Redis is running)` };
     if (answered && (error as Error).name === 'ReplyError') {
       const refusal = (error as Error).message;
-      // NOPERM: the user's ACL; READONLY: a replica, which takes no admission.
-      const hint = /^NOPERM\b/.test(refusal) ? aclRights(prefix, channel) : /^READONLY\b/.test(refusal) ? 'a replica: name the primary in the profile\'s counters' : stateHint(counterFailure);
+      // NOPERM (or, for a command a script calls, Redis 7.0's ERR): the user's ACL; READONLY: a replica, which takes no admission.
+      const hint = ACL_REFUSAL.test(refusal) ? aclRights(prefix, channel) : /^READONLY\b/.test(refusal) ? 'a replica: name the primary in the profile\'s counters' : stateHint(counterFailure);
       return { kind: 'redis', at, ok: false, answersPing: true, problem: `Redis at ${at} answers PING, but refuses what keygate serve asks of it: ${refusal} (${hint})` };
     }
     const why = (error as Error).name === 'ReplyError' ? (error as Error).message : (lastError ?? (error as Error)).message;
