@@ -359,8 +359,20 @@ export function requestChecker(rt: Runtime, options: CheckerOptions = {}): (requ
    */
   function countedRecords(records: number | undefined, path: string | undefined): number | undefined {
     if (records === undefined || isReportedCount(records)) return records;
-    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate (settle cannot see the answer: one sent without a body has no records, pass 0)`);
+    rt.log.warn({ route: path, records: String(records) }, `settle was given a number of records that is not a whole number from 0 to ${MAX_REPORTED}; charged the reserved estimate (${notACount(records)})`);
     return undefined;
+  }
+
+  /**
+   * What is wrong with a number of records that is none, for countedRecords' warning: a NaN
+   * (a `Number()` that failed, of a count the caller could not read: "pass 0" for an answer
+   * without a body), a negative, a count past 15 digits, or a fraction.
+   */
+  function notACount(records: number): string {
+    if (typeof records !== 'number' || Number.isNaN(records)) return 'settle cannot see the answer: one sent without a body has no records, pass 0';
+    if (records < 0) return 'a count of records is never negative';
+    if (records > MAX_REPORTED) return `a count of records is at most ${MAX_REPORTED}, as a count header's 15 digits`;
+    return 'records are counted whole: pass a whole number';
   }
 
   /** The records of an answer without a body: those given, if a count, else none (a count that is none said in the log, as above). */

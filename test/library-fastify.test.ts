@@ -149,10 +149,10 @@ describe('keygate as a library in a Fastify API', () => {
     expect(lines.find((line) => line.route === '/rows')).toMatchObject({
       level: 40,
       records: '2.5',
-      msg: 'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate (settle cannot see the answer: one sent without a body has no records, pass 0)',
+      msg: 'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate (records are counted whole: pass a whole number)',
     });
     expect(lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('settle was given')).map((line) => line.msg)).toEqual([
-      'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate (settle cannot see the answer: one sent without a body has no records, pass 0)',
+      'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate (records are counted whole: pass a whole number)',
       'settle was given a number of records that is not a whole number from 0 to 999999999999999; a 205 has no body: charged no records',
     ]);
     // Fastify's own request lines went to the same logger: one destination for both.

@@ -687,11 +687,13 @@ describe('keygate as a library, given a count of records that is not one', () =>
       await new Promise((resolve) => server.close(resolve));
       await gate.close();
     }
-    expect(lines.filter((line) => line.msg.startsWith('settle was given')).map((line) => [line.route, line.records])).toEqual([
-      ['/rows', 'NaN'],
-      ['/rows', '-3'],
-      ['/rows', '1.5'],
-      ['/rows', '1000000000000000'],
+    // Each said with what is wrong with it: "pass 0" only for NaN (a count that could not be read).
+    const said = 'settle was given a number of records that is not a whole number from 0 to 999999999999999; charged the reserved estimate';
+    expect(lines.filter((line) => line.msg.startsWith('settle was given')).map((line) => [line.route, line.records, line.msg])).toEqual([
+      ['/rows', 'NaN', `${said} (settle cannot see the answer: one sent without a body has no records, pass 0)`],
+      ['/rows', '-3', `${said} (a count of records is never negative)`],
+      ['/rows', '1.5', `${said} (records are counted whole: pass a whole number)`],
+      ['/rows', '1000000000000000', `${said} (a count of records is at most 999999999999999, as a count header's 15 digits)`],
     ]);
     // What the store holds once closed: 2 counted, then the 5 reserved for each of the four.
     const again = await createKeygate({ config, file: 'inline', dir });
