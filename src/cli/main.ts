@@ -620,7 +620,7 @@ export function buildCli(): Command {
       const [reached, taken] = reach
         ? await Promise.all([
             reach.reachBackends({ store: profile.store, counters: profile.counters, counterFailure: profile.counterFailure, ...(upstream ? { upstream } : {}) }),
-            import('../operations/listen-ports.js').then((ports) => ports.blockedListeners(profile, plan.servable ? plan.listeners : []).then((list) => list.map(ports.describeBlockedListener))),
+            import('../operations/listen-ports.js').then((ports) => ports.blockedListeners(profile, plan.servable ? plan.listeners : []).then((list) => list.map((blocked) => ports.describeBlockedListener(blocked)))),
           ])
         : [undefined, []];
       warnings.push(...taken);

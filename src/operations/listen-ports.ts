@@ -17,6 +17,7 @@
  * await blockedListeners(config, ['gateway', 'admin'])
  * // → [{ listener: 'gateway', code: 'EADDRINUSE', host: '127.0.0.1', port: 8080, at: '127.0.0.1:8080' }]
  */
+import { readFileSync } from 'node:fs';
 import { createServer, isIP, type Server } from 'node:net';
 import { hostsOverlap } from '../config/listen-hosts.js';
 import { HOST_FIELD, listenSettings, PORT_FIELD, type ListenerKind } from '../config/servable.js';
@@ -26,13 +27,35 @@ const LISTENER_NAME = { gateway: 'gateway', admin: 'admin API', dashboard: 'dash
 /** How long one try may take (a host name's lookup included) before it is given up, saying nothing. */
 const TRY_DEADLINE_MS = 3_000;
 
+/** Where Linux says the lowest port any user may listen on (net.ipv4.ip_unprivileged_port_start). */
+const UNPRIVILEGED_PORT_START = '/proc/sys/net/ipv4/ip_unprivileged_port_start';
+/** The traditional limit, and the one of systems without that setting. */
+const TRADITIONAL_PORT_START = 1024;
+
+/**
+ * The lowest port any user may listen on: Linux's setting, which a system may lower (to 80,
+ * or 0 in many containers), else 1024. `read` gives the setting's text (tests).
+ */
+export function unprivilegedPortStart(read: () => string = () => readFileSync(UNPRIVILEGED_PORT_START, 'utf8')): number {
+  try {
+    const text = read().trim();
+    const port = Number(text);
+    return /^\d+$/.test(text) && port <= 65_536 ? port : TRADITIONAL_PORT_START;
+  } catch {
+    return TRADITIONAL_PORT_START;
+  }
+}
+
+/** This machine's, read once. */
+const PRIVILEGED_BELOW = unprivilegedPortStart();
+
 /** Why an address cannot be listened on, by the system's error code, and which field moves it (serve's refusal says these too). */
 export const LISTEN_PROBLEMS: Record<string, { why: string; field: 'host' | 'port' }> = {
   EADDRINUSE: { why: 'another process is using that port', field: 'port' },
   ENOTFOUND: { why: 'no such host name', field: 'host' },
   EAI_AGAIN: { why: 'the host name could not be looked up', field: 'host' },
   EADDRNOTAVAIL: { why: 'that address belongs to no network interface of this machine', field: 'host' },
-  EACCES: { why: 'this process may not listen on that port (ports under 1024 need privileges)', field: 'port' },
+  EACCES: { why: `this process may not listen on that port (ports under ${PRIVILEGED_BELOW} need privileges)`, field: 'port' },
 };
 
 export interface BlockedListener {
@@ -137,8 +160,11 @@ export function where(host: string, port: number, error: ListenError): string {
   return `${isIP(address) === 6 ? `[${address}]` : address}:${port}`;
 }
 
-/** The warning `keygate check` prints for a listener serve could not open, naming the field that moves it. */
-export function describeBlockedListener({ listener, code, host, port, at, message, sharedWith }: BlockedListener): string {
+/**
+ * The warning `keygate check` prints for a listener serve could not open, naming the field
+ * that moves it. `privilegedBelow`: the machine's lowest port any user may take.
+ */
+export function describeBlockedListener({ listener, code, host, port, at, message, sharedWith }: BlockedListener, privilegedBelow = PRIVILEGED_BELOW): string {
   const name = LISTENER_NAME[listener];
   const portField = PORT_FIELD[listener];
   const hostField = HOST_FIELD[listener];
@@ -150,7 +176,9 @@ export function describeBlockedListener({ listener, code, host, port, at, messag
     case 'EADDRINUSE':
       return `${portField}: ${at} is in use, so ${cannot} while it is: if that is the keygate already serving this profile (a check before its restart), it is expected; else change ${portField}, or stop what listens there`;
     case 'EACCES':
-      return `${portField}: this user may not listen on port ${port} (ports under 1024 need privileges), so ${cannot} (${at}) when run as this user: if serve runs as another user, or with the capability to (CAP_NET_BIND_SERVICE), it is expected; else change ${portField} to 1024 or above`;
+      // A port any user may take, refused all the same (a security module's policy): not its number's doing.
+      if (port >= privilegedBelow) return `${portField}: this user may not listen on port ${port} (EACCES; not for its number: this system lets any user take ports from ${privilegedBelow} up), so ${cannot} (${at}) when run as this user: if serve runs as another user, it is expected; else see what refuses it (a security policy such as SELinux or AppArmor)`;
+      return `${portField}: this user may not listen on port ${port} (ports under ${privilegedBelow} need privileges), so ${cannot} (${at}) when run as this user: if serve runs as another user, or with the capability to (CAP_NET_BIND_SERVICE), it is expected; else change ${portField} to ${privilegedBelow} or above`;
     case 'EADDRNOTAVAIL':
       return `${hostField}: ${host} is no address of this machine (no network interface has it), so ${cannot} (${at}): if the profile is for another machine, it is expected; else change ${hostField}`;
     case 'ENOTFOUND':
