@@ -1439,14 +1439,13 @@ describe('keygate refuses bad profiles, naming the field', () => {
     }
     const json = await runCli(['keys', 'list', '--config', file, '--json']);
     expect([json.code, JSON.parse(json.stderr)]).toEqual([1, { error: said }]);
-    // A name that does not decode (a "%" the driver reads as itself, and the escapes beside it
-    // as it pleases) is refused with the profile, naming the field, never the URL (with its password).
+    // A name that does not decode is not repeated, and never as the URL it came in (with its password).
     const odd = new URL(POSTGRES_URL);
     odd.password = 'hunter2-secret';
     odd.pathname = `/keygate_never_created_${process.pid}%zz`;
     writeFileSync(file, stringify({ upstream: { url: 'http://127.0.0.1:1' }, store: odd.toString(), listen: { port: 0 }, admin: { listen: { port: 0 } }, dashboard: { enabled: false } }));
     const r = await runCli(['accounts', 'list', '--config', file]);
-    expect([r.code, r.stderr]).toEqual([2, `${file}: invalid configuration\n  - store: the database name has a "%" not followed by two hex digits; write a "%" in it as %25\n`]);
+    expect([r.code, r.stderr]).toEqual([1, `error: store: PostgreSQL at ${odd.toString().replace('hunter2-secret', '***')} has no database by the name it gives yet: create it, then run keygate migrate\n`]);
   });
 
   it('says when the file is missing', async () => {
