@@ -1037,15 +1037,15 @@ describe('keygate refuses bad profiles, naming the field', () => {
     expect(failed.msg).toContain(expected);
   });
 
-  it('a store or counters URL whose user or password has a "%" that begins no escape: check and serve name the field and the fix, never the password, and serve makes no store', async () => {
+  it('a counters URL whose user or password has a "%" that begins no escape, or a store URL whose escapes spell no UTF-8: check and serve name the field and the fix, never the password, and serve makes no store', async () => {
     // The drivers unescape the user and password: one that cannot be unescaped stopped
     // start-up with "URI malformed", naming nothing, after the store's migrations had run.
+    // (pg reads a "%" that begins no escape as itself: such a store URL is taken, as before.)
     const bare = 'the password has a "%" not followed by two hex digits; write a "%" in it as %25';
     const notUtf8 = 'the password\'s %-escapes do not spell UTF-8 text; write a "%" in it as %25, and any other character as the %-escapes of its UTF-8 bytes';
     const cases: [string, Record<string, string>, string][] = [
       ['counters-percent', { counters: 'redis://:s3cret100%@127.0.0.1:6379' }, `counters: ${bare}`],
       ['counters-user-percent', { counters: 'redis://kg%zz:s3cret@127.0.0.1:6379' }, 'counters: the user has a "%" not followed by two hex digits; write a "%" in it as %25'],
-      ['store-percent', { store: 'postgres://u:s3cret50%@127.0.0.1/db' }, `store: ${bare}`],
       ['store-not-utf8', { store: 'postgres://u:s3cret%FF@127.0.0.1/db' }, `store: ${notUtf8}`],
     ];
     for (const [name, fields, expected] of cases) {

@@ -666,31 +666,38 @@ function checkStoreUrl(url: string, ctx: z.RefinementCtx): void {
   }
   if (url.startsWith('sqlite:')) return;
   const parsed = new URL(url);
-  checkEscapes(ctx, [
-    ['user', parsed.username],
-    ['password', parsed.password],
-    ['database name', parsed.pathname.slice(1)],
-  ]);
+  // pg reads a "%" that begins no escape as itself (`50%` is the password 50%): only escapes it cannot read are refused.
+  checkEscapes(
+    ctx,
+    [
+      ['user', parsed.username],
+      ['password', parsed.password],
+      ['database name', parsed.pathname.slice(1)],
+    ],
+    'literal',
+  );
 }
 
 /** A `%` that does not begin an escape (`%` and two hex digits). */
 const BARE_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+const BARE_PERCENTS = /%(?![0-9A-Fa-f]{2})/g;
 
 /**
  * Refuses a URL part whose %-escapes cannot be read: the drivers unescape the user and
- * password (and PostgreSQL's the database name), and one that cannot be would stop start-up
+ * password (and PostgreSQL's the database name; `literal`: as pg does, a `%` that begins
+ * no escape is read as itself), and one that cannot be would stop start-up
  * with "URI malformed", naming no field, after the store's migrations (or read a bare `%`
  * one way and the escapes beside it another). The part itself is never said: it may be a
  * password.
  */
-function checkEscapes(ctx: z.RefinementCtx, parts: [name: string, text: string][]): void {
+function checkEscapes(ctx: z.RefinementCtx, parts: [name: string, text: string][], bare: 'refused' | 'literal' = 'refused'): void {
   for (const [name, text] of parts) {
-    if (BARE_PERCENT.test(text)) {
+    if (bare === 'refused' && BARE_PERCENT.test(text)) {
       ctx.addIssue({ code: 'custom', message: `the ${name} has a "%" not followed by two hex digits; write a "%" in it as %25` });
       continue;
     }
     try {
-      decodeURIComponent(text);
+      decodeURIComponent(bare === 'literal' ? text.replace(BARE_PERCENTS, '%25') : text);
     } catch {
       ctx.addIssue({ code: 'custom', message: `the ${name}'s %-escapes do not spell UTF-8 text; write a "%" in it as %25, and any other character as the %-escapes of its UTF-8 bytes` });
     }
